@@ -1,0 +1,3 @@
+"""Passerelle: a self-hosted, governed AI gateway."""
+
+__version__ = "0.1.0"

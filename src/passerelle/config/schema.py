@@ -1,0 +1,208 @@
+"""The configuration file's schema: policy as code.
+
+Every model forbids unknown keys, so a typo is an error with its line instead of a setting
+silently ignored. Secrets are never written in the file: only ``env:NAME`` references, resolved
+when the gateway starts.
+"""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, PlainValidator, WithJsonSchema
+
+NAME_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,62}$"
+Name = Annotated[str, Field(pattern=NAME_PATTERN)]
+"""Identifiers of providers, models, clients, projects, teams: lowercase, digits, ``._-``."""
+
+_ENV_REF = re.compile(r"^env:([A-Za-z_][A-Za-z0-9_]*)$")
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+
+class SecretRef(str):
+    """A reference to a secret held in the environment: ``env:NAME``."""
+
+    @property
+    def env_name(self) -> str:
+        match = _ENV_REF.match(self)
+        assert match is not None  # guaranteed by validate_secret_ref
+        return match.group(1)
+
+
+def validate_secret_ref(value: object) -> SecretRef:
+    if not isinstance(value, str) or not _ENV_REF.match(value):
+        raise ValueError(
+            "secrets are never written in the configuration: write env:NAME and set the "
+            "environment variable NAME where Passerelle runs"
+        )
+    return SecretRef(value)
+
+
+Secret = Annotated[
+    SecretRef,
+    PlainValidator(validate_secret_ref),
+    PlainSerializer(str),
+    WithJsonSchema({"type": "string", "pattern": _ENV_REF.pattern}),
+]
+
+
+class ProviderKind(StrEnum):
+    OPENAI = "openai"
+    AZURE_OPENAI = "azure_openai"
+    OPENAI_COMPATIBLE = "openai_compatible"
+    MISTRAL = "mistral"
+
+
+class Profile(StrEnum):
+    """The job profiles of the maturity grid."""
+
+    DEV = "dev"
+    DEVOPS = "devops"
+    TEST = "test"
+    ARCHITECT = "architect"
+    OPS = "ops"
+    MANAGER = "manager"
+
+
+class Timeouts(Strict):
+    connect: float = Field(5.0, gt=0, le=120, description="seconds to open a connection")
+    read: float = Field(
+        120.0, gt=0, le=3600, description="seconds to wait for the first byte and between chunks"
+    )
+
+
+class RetryPolicy(Strict):
+    max_attempts: int = Field(3, ge=1, le=10, description="attempts per route, first included")
+    backoff_initial_ms: int = Field(200, ge=0, le=60_000)
+    backoff_max_ms: int = Field(4_000, ge=0, le=120_000)
+    max_retry_after_s: float = Field(
+        10.0, ge=0, le=600, description="longest upstream retry-after honoured before falling back"
+    )
+
+
+class ProviderConfig(Strict):
+    kind: ProviderKind
+    base_url: Annotated[str, Field(pattern=r"^https?://[^\s]+$")]
+    api_key: Secret | None = None
+    api_version: str | None = Field(
+        None, description="Azure OpenAI api-version; without it the Azure v1 API is used"
+    )
+    region: Name = Field(description="where the deployment runs: eu, us, on-prem…")
+    clearance: Name = Field(description="the highest data class this destination may receive")
+    timeouts: Timeouts = Timeouts()
+    retry: RetryPolicy = RetryPolicy()
+    headers: dict[str, str] = Field(default_factory=dict, description="extra non-secret headers")
+
+
+class Route(Strict):
+    provider: Name
+    model: Annotated[str, Field(min_length=1, max_length=200)] = Field(
+        description="the model id at the provider (the deployment name on Azure OpenAI)"
+    )
+    pricing_model: str | None = Field(
+        None, description="price this route as that model, e.g. when a deployment is renamed"
+    )
+
+
+class ModelKind(StrEnum):
+    CHAT = "chat"
+    EMBEDDING = "embedding"
+
+
+class ModelAlias(Strict):
+    kind: ModelKind = ModelKind.CHAT
+    description: str = ""
+    routes: Annotated[list[Route], Field(min_length=1)] = Field(
+        description="tried in order: the first is preferred, the others are fallbacks"
+    )
+
+
+class Team(Strict):
+    name: str
+
+
+class Client(Strict):
+    name: str
+    data_class: Name
+    terms: list[str] = Field(
+        default_factory=list, description="names and code words that identify this client"
+    )
+
+
+class Retention(Strict):
+    store_bodies: bool = Field(False, description="keep redacted prompt and response bodies")
+    body_days: int = Field(30, ge=1, le=3650)
+
+
+class Project(Strict):
+    name: str = ""
+    client: Name
+    data_class: Name | None = Field(None, description="defaults to the client's class")
+    models: list[str] = Field(
+        default_factory=list, description="model aliases this project may use; '*' for all"
+    )
+    regions: list[Name] = Field(default_factory=list, description="empty: any region")
+    retention: Retention | None = None
+
+
+class PriceOverride(Strict):
+    input: int = Field(ge=0, description="micro-USD per million input tokens")
+    output: int = Field(ge=0, description="micro-USD per million output tokens")
+    cached_input: int | None = Field(None, ge=0)
+    cache_write: int | None = Field(None, ge=0)
+    reasoning: int | None = Field(None, ge=0)
+
+
+class GatewaySettings(Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(4000, ge=1, le=65535)
+    max_body_bytes: int = Field(
+        10 * 1024 * 1024, ge=1024, le=512 * 1024 * 1024, description="largest request accepted"
+    )
+
+
+class StorageSettings(Strict):
+    url: str = Field(
+        "sqlite:///var/passerelle.db",
+        description="SQLAlchemy URL; a relative SQLite path is relative to this file",
+    )
+    spool_dir: str = Field("var/spool", description="audit spool; relative to this file")
+
+
+class AuditSettings(Strict):
+    key: Secret | None = Field(
+        None, description="HMAC key for the hash chain; without it the chain is plain SHA-256"
+    )
+    group_commit_ms: float = Field(
+        2.0,
+        ge=0,
+        le=10_000,
+        description="how long the writer waits for more records before committing a batch",
+    )
+
+
+class ConfigFile(Strict):
+    """The top level of ``passerelle.yaml``."""
+
+    version: Literal[1]
+    gateway: GatewaySettings = GatewaySettings()
+    storage: StorageSettings = StorageSettings()
+    audit: AuditSettings = AuditSettings()
+    data_classes: Annotated[list[Name], Field(min_length=1)] = Field(
+        default_factory=lambda: ["public", "internal", "confidential", "restricted"],
+        description="ordered from least to most sensitive",
+    )
+    retention: Retention = Retention()
+    providers: dict[Name, ProviderConfig]
+    models: dict[Name, ModelAlias]
+    teams: dict[Name, Team] = Field(default_factory=dict)
+    clients: dict[Name, Client] = Field(default_factory=dict)
+    projects: dict[Name, Project] = Field(default_factory=dict)
+    prices: dict[str, PriceOverride] = Field(
+        default_factory=dict, description="keys are '<provider kind>/<model id>'"
+    )
