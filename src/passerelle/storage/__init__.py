@@ -1,0 +1,1 @@
+"""Persistence: tables, migrations, the database handle and the repositories built on it."""

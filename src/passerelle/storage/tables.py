@@ -1,0 +1,90 @@
+"""The schema, as SQLAlchemy Core tables. Alembic migrations in ``migrations/`` create it;
+``tests/storage`` checks that the migrated database matches these definitions.
+
+Times are integer microseconds since the Unix epoch (UTC): portable across SQLite and
+PostgreSQL, cheap to compare, and exact. Money is integer micro-USD.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+metadata = MetaData()
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("email", String(320), nullable=False, unique=True),
+    Column("name", String(200), nullable=False, default=""),
+    Column("team", String(100), nullable=True),
+    Column("profile", String(40), nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+    Column("disabled_at", BigInteger, nullable=True),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    # The first characters of the key, shown in listings so a person can tell keys apart.
+    Column("prefix", String(16), nullable=False),
+    # SHA-256 of the whole key; the key itself is never stored.
+    Column("key_hash", String(64), nullable=False, unique=True),
+    Column("user_id", String(36), ForeignKey("users.id"), nullable=False),
+    Column("project", String(100), nullable=True),
+    Column("scope", String(20), nullable=False),
+    Column("description", String(200), nullable=False, default=""),
+    Column("created_at", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=True),
+    Column("revoked_at", BigInteger, nullable=True),
+)
+
+# One row per request and per admin action, hash-chained in ``seq`` order. ``payload`` is the
+# canonical JSON the hash covers; the other columns are copies of payload fields, kept for
+# queries (spend, filters) and checked against the payload by ``audit verify``.
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("record_id", String(64), nullable=False, unique=True),
+    Column("kind", String(16), nullable=False),
+    Column("ts", BigInteger, nullable=False),
+    Column("day", String(10), nullable=False),
+    Column("actor", String(320), nullable=True),
+    Column("team", String(100), nullable=True),
+    Column("project", String(100), nullable=True),
+    Column("client", String(100), nullable=True),
+    Column("model", String(200), nullable=True),
+    Column("provider", String(100), nullable=True),
+    Column("status", Integer, nullable=True),
+    Column("input_tokens", BigInteger, nullable=False, default=0),
+    Column("output_tokens", BigInteger, nullable=False, default=0),
+    Column("cost_micro_usd", BigInteger, nullable=False, default=0),
+    Column("payload", Text, nullable=False),
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+)
+Index("ix_audit_log_day", audit_log.c.day)
+Index("ix_audit_log_project_day", audit_log.c.project, audit_log.c.day)
+Index("ix_audit_log_actor_day", audit_log.c.actor, audit_log.c.day)
+
+# The chain's head: the last sequence number and hash. Updated in the same transaction as the
+# rows it covers, so that removing rows from the end of the chain is detected too.
+audit_head = Table(
+    "audit_head",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("hash", String(64), nullable=False),
+)
