@@ -1,0 +1,1 @@
+"""Upstream providers: one module per vendor, the HTTP transport, and the price table."""
