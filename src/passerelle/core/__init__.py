@@ -1,0 +1,1 @@
+"""Canonical values every layer shares: principals, request context, usage."""

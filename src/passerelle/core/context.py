@@ -1,0 +1,81 @@
+"""Who is calling and what happened to their request, carried through the pipeline."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from passerelle.errors import WireFormat
+
+
+class KeyScope(StrEnum):
+    """What a virtual key may do. Least privilege: inference keys cannot administer."""
+
+    INFERENCE = "inference"
+    ADMIN = "admin"
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """The person behind a request, resolved from their virtual key."""
+
+    key_id: str
+    key_prefix: str
+    user_id: str
+    email: str
+    team: str | None
+    profile: str | None
+    project: str | None
+    client: str | None
+    scope: KeyScope
+
+
+def new_request_id() -> str:
+    """A unique, unguessable request id, also returned to the caller in ``x-request-id``."""
+    return "req_" + secrets.token_hex(12)
+
+
+@dataclass(slots=True)
+class Attempt:
+    """One call to one route, kept for the audit record."""
+
+    provider: str
+    model: str
+    status: int | None
+    error: str | None
+    duration_ms: float
+
+
+@dataclass(slots=True)
+class RequestContext:
+    """Everything known about one request; the pipeline steps read and fill it."""
+
+    request_id: str
+    wire: WireFormat
+    endpoint: str
+    started_ns: int = field(default_factory=time.perf_counter_ns)
+    started_us: int = field(default_factory=lambda: time.time_ns() // 1000)
+    principal: Principal | None = None
+    model_alias: str | None = None
+    stream: bool = False
+    provider: str | None = None
+    provider_model: str | None = None
+    status: int | None = None
+    error_code: str | None = None
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cached_tokens: int = 0
+    reasoning_tokens: int = 0
+    cost_micro_usd: int = 0
+    price_known: bool = True
+    usage_reported: bool = False
+    attempts: list[Attempt] = field(default_factory=list)
+    first_byte_ms: float | None = None
+    client_disconnected: bool = False
+    notes: dict[str, Any] = field(default_factory=dict)
+
+    def elapsed_ms(self) -> float:
+        return (time.perf_counter_ns() - self.started_ns) / 1e6

@@ -1,0 +1,124 @@
+"""``create_app(config)`` builds the whole server; nothing happens at import time."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+
+from sqlalchemy import text
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from passerelle import __version__
+from passerelle.audit.records import AuditRecord
+from passerelle.audit.writer import AuditWriter
+from passerelle.config import Config
+from passerelle.core.context import RequestContext
+from passerelle.errors import (
+    GatewayError,
+    InternalError,
+    MethodNotAllowed,
+    NotFound,
+    PasserelleError,
+)
+from passerelle.http import admin, openai_api
+from passerelle.http.auth import AuthGate, wire_for_path
+from passerelle.http.base import error_response, json_response
+from passerelle.pipeline.gateway import Gateway, price_overrides
+from passerelle.providers.pricing import PriceTable
+from passerelle.providers.transport import Transport
+from passerelle.runtime import audit_key, open_database, resolve_secrets
+from passerelle.storage.db import Database
+from passerelle.storage.keys import KeyStore
+
+log = logging.getLogger("passerelle.http")
+
+
+def create_app(config: Config, *, environ: Mapping[str, str] | None = None) -> Starlette:
+    """The gateway as an ASGI application, with everything it needs built from ``config``.
+
+    Secrets are read from ``environ`` (default: the process environment) now, so that a missing
+    one stops start-up with a message naming it instead of failing the first request."""
+    secrets = resolve_secrets(config, environ)
+    key = audit_key(config, secrets)
+    db = open_database(config)
+    writer = AuditWriter(db, config.spool_dir, key=key, linger_ms=config.file.audit.group_commit_ms)
+    transport = Transport()
+    prices = PriceTable.load_default().with_overrides(price_overrides(config))
+    gateway = Gateway(config, KeyStore(db), transport, prices, writer.submit, secrets=secrets)
+
+    def submit(record: AuditRecord) -> None:
+        writer.submit(record)
+
+    async def healthz(request: Request) -> Response:
+        return json_response({"status": "ok", "version": __version__})
+
+    async def readyz(request: Request) -> Response:
+        problems: list[str] = []
+        try:
+            await asyncio.to_thread(_ping, db)
+        except PasserelleError as exc:
+            problems.append(f"database: {exc}")
+        if not writer.is_alive():
+            problems.append("audit writer is not running")
+        if problems:
+            return json_response({"status": "unavailable", "problems": problems}, 503)
+        return json_response({"status": "ready", "config_hash": config.hash})
+
+    async def not_found(request: Request, exc: Exception) -> Response:
+        ctx: RequestContext | None = request.state.ctx if hasattr(request.state, "ctx") else None
+        wire = wire_for_path(request.url.path)
+        error: GatewayError
+        if isinstance(exc, HTTPException) and exc.status_code == 405:
+            error = MethodNotAllowed(f"{request.method} is not allowed on {request.url.path}.")
+        elif isinstance(exc, HTTPException) and exc.status_code == 404:
+            error = NotFound(f"There is no endpoint {request.method} {request.url.path}.")
+        else:
+            log.error("unexpected HTTP exception on %s", request.url.path)
+            error = InternalError("Internal gateway error.")
+        if ctx is not None:
+            gateway.finish(ctx, error)
+        return error_response(error, wire, ctx.request_id if ctx else None)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await transport.start()
+        writer.start()
+        log.info(
+            "passerelle %s ready: %d providers, %d models, config %s",
+            __version__,
+            len(config.providers),
+            len(config.models),
+            config.hash[:12],
+        )
+        try:
+            yield
+        finally:
+            await transport.close()
+            await asyncio.to_thread(writer.close, 10.0)
+            db.dispose()
+
+    app = Starlette(
+        routes=[
+            Route("/healthz", healthz, methods=["GET"]),
+            Route("/readyz", readyz, methods=["GET"]),
+            *openai_api.routes(gateway),
+            *admin.routes(gateway, submit, key),
+        ],
+        exception_handlers={HTTPException: not_found},
+        lifespan=lifespan,
+    )
+    app.add_middleware(AuthGate, gateway=gateway)
+    app.state.gateway = gateway
+    app.state.audit_writer = writer
+    return app
+
+
+def _ping(db: Database) -> None:
+    with db.read() as conn:
+        conn.execute(text("SELECT 1"))

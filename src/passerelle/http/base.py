@@ -1,0 +1,127 @@
+"""What every surface shares: reading a JSON body safely, replying, and the relay response."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import orjson
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+
+from passerelle.errors import (
+    GatewayError,
+    InvalidRequest,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    WireFormat,
+    error_body,
+)
+
+log = logging.getLogger("passerelle.http")
+
+JSON_TYPES = ("application/json",)
+
+
+def json_response(
+    payload: Any, status: int = 200, headers: dict[str, str] | None = None
+) -> Response:
+    return Response(
+        orjson.dumps(payload), status_code=status, headers=headers, media_type="application/json"
+    )
+
+
+def error_response(
+    error: GatewayError, wire: WireFormat, request_id: str | None = None
+) -> Response:
+    headers = dict(error.headers)
+    if request_id:
+        headers["x-request-id"] = request_id
+        if wire is WireFormat.ANTHROPIC:
+            headers["request-id"] = request_id
+    return json_response(error_body(error, wire), error.status, headers)
+
+
+async def read_json_object(request: Request, max_bytes: int) -> dict[str, Any]:
+    """The body as a JSON object, or an error that says what to fix.
+
+    The size limit is enforced while reading, so an oversized body is never held in memory."""
+    content_type = request.headers.get("content-type", "")
+    media = content_type.split(";", 1)[0].strip().lower()
+    if media and media not in JSON_TYPES:
+        raise UnsupportedMediaType(
+            f"The body must be JSON sent with 'content-type: application/json', not '{media}'.",
+            code="unsupported_content_type",
+        )
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > max_bytes:
+        raise PayloadTooLarge(
+            f"The body is {int(declared)} bytes; this gateway accepts at most {max_bytes} bytes.",
+        )
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > max_bytes:
+                raise PayloadTooLarge(
+                    f"The body is larger than the {max_bytes} bytes this gateway accepts."
+                )
+            chunks.append(chunk)
+    except ClientDisconnect:
+        raise InvalidRequest("The client closed the connection before sending the body.") from None
+    raw = b"".join(chunks)
+    if not raw:
+        raise InvalidRequest("The request body is empty; send a JSON object.", code="empty_body")
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidRequest(
+            f"The body is not valid JSON: {exc.args[0] if exc.args else 'parse error'}.",
+            code="invalid_json",
+        ) from None
+    if not isinstance(body, dict):
+        raise InvalidRequest("The body must be a JSON object.", code="invalid_json")
+    return body
+
+
+class RelayResponse(Response):
+    """Sends chunks as they come and calls ``on_close(disconnected)`` exactly once at the end,
+    whether the stream completed, failed, or the caller went away."""
+
+    def __init__(
+        self,
+        chunks: AsyncIterator[bytes],
+        *,
+        status_code: int,
+        headers: dict[str, str],
+        on_close: Callable[[bool], None],
+    ) -> None:
+        super().__init__(status_code=status_code, headers=headers)
+        # The length of a relayed stream is not known in advance: chunked transfer encoding.
+        self.raw_headers = [(k, v) for k, v in self.raw_headers if k != b"content-length"]
+        self._chunks = chunks
+        self._on_close = on_close
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        disconnected = False
+        try:
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": self.status_code,
+                    "headers": self.raw_headers,
+                }
+            )
+            async for chunk in self._chunks:
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        except OSError:
+            disconnected = True  # the ASGI server reports a vanished client as an OSError
+        finally:
+            aclose = getattr(self._chunks, "aclose", None)
+            if aclose is not None:
+                await aclose()
+            self._on_close(disconnected)

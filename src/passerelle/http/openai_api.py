@@ -1,0 +1,141 @@
+"""The OpenAI-compatible surface: chat completions, embeddings, models."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from passerelle.core.context import RequestContext
+from passerelle.errors import GatewayError, InternalError, InvalidRequest, NotFound
+from passerelle.http.base import RelayResponse, error_response, json_response, read_json_object
+from passerelle.pipeline.gateway import BufferedReply, Gateway
+from passerelle.providers.openai import Endpoint
+
+log = logging.getLogger("passerelle.http")
+
+
+def _context(request: Request) -> RequestContext:
+    ctx: RequestContext = request.state.ctx
+    return ctx
+
+
+def _check_model(body: dict[str, Any]) -> str:
+    model = body.get("model")
+    if not isinstance(model, str) or not model.strip():
+        raise InvalidRequest(
+            "The 'model' field is required: a model alias such as one listed by GET /v1/models.",
+            code="missing_model",
+            param="model",
+        )
+    return model.strip()
+
+
+def _check_chat(body: dict[str, Any]) -> None:
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise InvalidRequest(
+            "The 'messages' field is required: a non-empty list of {role, content} objects.",
+            code="invalid_messages",
+            param="messages",
+        )
+    stream = body.get("stream", False)
+    if stream is not None and not isinstance(stream, bool):
+        raise InvalidRequest("'stream' must be true or false.", param="stream")
+
+
+def _check_embeddings(body: dict[str, Any]) -> None:
+    value = body.get("input")
+    if value is None or value == "" or value == []:
+        raise InvalidRequest(
+            "The 'input' field is required: a string or a list of strings to embed.",
+            code="invalid_input",
+            param="input",
+        )
+
+
+async def _serve(request: Request, gateway: Gateway, endpoint: Endpoint) -> Response:
+    ctx = _context(request)
+    try:
+        body = await read_json_object(request, gateway.config.file.gateway.max_body_bytes)
+        ctx.model_alias = _check_model(body)
+        if endpoint is Endpoint.CHAT:
+            _check_chat(body)
+            ctx.stream = bool(body.get("stream"))
+        else:
+            _check_embeddings(body)
+        reply = await gateway.openai_call(ctx, body, endpoint)
+    except GatewayError as exc:
+        gateway.finish(ctx, exc)
+        return error_response(exc, ctx.wire, ctx.request_id)
+    except Exception:
+        # A bug: the caller gets a request id to quote, the log gets the traceback.
+        log.exception("internal error serving %s", ctx.request_id)
+        internal = InternalError(f"Internal gateway error; quote request id {ctx.request_id}.")
+        gateway.finish(ctx, internal)
+        return error_response(internal, ctx.wire, ctx.request_id)
+    headers = {**reply.headers, "x-request-id": ctx.request_id}
+    if isinstance(reply, BufferedReply):
+        gateway.finish(ctx)
+        return Response(reply.body, status_code=reply.status, headers=headers)
+    headers["cache-control"] = "no-cache"
+    headers["x-accel-buffering"] = "no"
+
+    def on_close(disconnected: bool) -> None:
+        if disconnected or not ctx.notes.get("_finished"):
+            ctx.client_disconnected = True
+            ctx.status = 499
+            ctx.error_code = ctx.error_code or "client_disconnected"
+        gateway.finish(ctx)
+
+    return RelayResponse(reply.chunks, status_code=reply.status, headers=headers, on_close=on_close)
+
+
+def routes(gateway: Gateway) -> list[Route]:
+    async def chat_completions(request: Request) -> Response:
+        return await _serve(request, gateway, Endpoint.CHAT)
+
+    async def embeddings(request: Request) -> Response:
+        return await _serve(request, gateway, Endpoint.EMBEDDINGS)
+
+    async def list_models(request: Request) -> Response:
+        ctx = _context(request)
+        assert ctx.principal is not None
+        data = [_model_object(gateway, alias) for alias in gateway.models_for(ctx.principal)]
+        ctx.status = 200
+        gateway.finish(ctx)
+        return json_response(
+            {"object": "list", "data": data}, headers={"x-request-id": ctx.request_id}
+        )
+
+    async def get_model(request: Request) -> Response:
+        ctx = _context(request)
+        assert ctx.principal is not None
+        alias = request.path_params["model"]
+        if alias not in gateway.models_for(ctx.principal):
+            error = NotFound(
+                f"The model '{alias}' does not exist or is not available to your key.",
+                code="model_not_found",
+                param="model",
+            )
+            gateway.finish(ctx, error)
+            return error_response(error, ctx.wire, ctx.request_id)
+        ctx.status = 200
+        gateway.finish(ctx)
+        return json_response(
+            _model_object(gateway, alias), headers={"x-request-id": ctx.request_id}
+        )
+
+    return [
+        Route("/v1/chat/completions", chat_completions, methods=["POST"]),
+        Route("/v1/embeddings", embeddings, methods=["POST"]),
+        Route("/v1/models", list_models, methods=["GET"]),
+        Route("/v1/models/{model:path}", get_model, methods=["GET"]),
+    ]
+
+
+def _model_object(gateway: Gateway, alias: str) -> dict[str, Any]:
+    return {"id": alias, "object": "model", "created": 0, "owned_by": "passerelle"}

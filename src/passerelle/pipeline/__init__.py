@@ -1,0 +1,1 @@
+"""The request pipeline: ordered, typed steps between a surface and a provider."""

@@ -1,0 +1,38 @@
+"""From a model alias to the ordered list of concrete destinations that may serve it."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from passerelle.config import Config
+from passerelle.providers.openai import OpenAIProvider
+
+
+@dataclass(frozen=True, slots=True)
+class RouteTarget:
+    """One destination for one request: a provider and the model id to ask it for."""
+
+    provider: OpenAIProvider
+    model: str
+    pricing_model: str | None
+
+
+class Router:
+    """Resolves aliases to targets; built once per configuration."""
+
+    def __init__(self, config: Config, providers: Mapping[str, OpenAIProvider]) -> None:
+        self._routes: dict[str, tuple[RouteTarget, ...]] = {
+            alias: tuple(
+                RouteTarget(
+                    provider=providers[route.provider],
+                    model=route.model,
+                    pricing_model=route.pricing_model,
+                )
+                for route in model.routes
+            )
+            for alias, model in config.models.items()
+        }
+
+    def targets(self, alias: str) -> tuple[RouteTarget, ...]:
+        return self._routes[alias]

@@ -1,0 +1,91 @@
+"""The pre-call steps, in the order they run. Each is pure: it reads the request and decides.
+
+Later steps (kill switches, rate limits, DLP, classification, budgets, cache) plug into the same
+:class:`Step` seam.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from passerelle.config import Config
+from passerelle.config.schema import ModelKind
+from passerelle.core.context import RequestContext
+from passerelle.errors import InvalidRequest, NotFound, PermissionDenied
+from passerelle.pipeline.decisions import CONTINUE, Block, Decision
+
+
+@dataclass(slots=True)
+class PipelineRequest:
+    ctx: RequestContext
+    body: dict[str, Any]
+    kind: ModelKind
+
+
+class Step(Protocol):
+    name: str
+
+    def decide(self, request: PipelineRequest) -> Decision: ...
+
+
+class ModelAccess:
+    """The alias must exist, be of the right kind, and be allowed for the key's project."""
+
+    name = "model_access"
+
+    def __init__(self, config: Config) -> None:
+        self._config = config
+        self._allowed = {
+            project: frozenset(config.models_for_project(project))
+            for project in config.file.projects
+        }
+
+    def decide(self, request: PipelineRequest) -> Decision:
+        ctx = request.ctx
+        alias = ctx.model_alias
+        assert alias is not None and ctx.principal is not None
+        project = ctx.principal.project
+        allowed = self._allowed.get(project or "", frozenset())
+        model = self._config.models.get(alias)
+        if model is None:
+            hint = ", ".join(sorted(allowed)) or "none: ask an administrator"
+            return Block(
+                NotFound(
+                    f"The model '{alias}' does not exist. Models available to your key: {hint}.",
+                    code="model_not_found",
+                    param="model",
+                ),
+                rule=self.name,
+            )
+        if alias not in allowed:
+            return Block(
+                PermissionDenied(
+                    f"The model '{alias}' is not allowed for project '{project}'. "
+                    "Use GET /v1/models to list the models your key may use.",
+                    code="model_not_allowed",
+                    param="model",
+                ),
+                rule=self.name,
+            )
+        if model.kind is not request.kind:
+            return Block(
+                InvalidRequest(
+                    f"The model '{alias}' is a {model.kind.value} model and cannot serve this "
+                    "endpoint.",
+                    code="wrong_model_kind",
+                    param="model",
+                ),
+                rule=self.name,
+            )
+        return CONTINUE
+
+
+def run_steps(steps: tuple[Step, ...], request: PipelineRequest) -> Block | None:
+    """Run the steps in order; the first Block wins."""
+    for step in steps:
+        decision = step.decide(request)
+        if isinstance(decision, Block):
+            request.ctx.notes["blocked_by"] = decision.rule
+            return decision
+    return None
