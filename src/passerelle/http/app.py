@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -34,6 +35,7 @@ from passerelle.providers.pricing import PriceTable
 from passerelle.providers.transport import Transport
 from passerelle.runtime import audit_key, open_database, resolve_secrets
 from passerelle.storage.db import Database
+from passerelle.storage.keycache import KeyCache, epoch_source
 from passerelle.storage.keys import KeyStore
 
 log = logging.getLogger("passerelle.http")
@@ -50,7 +52,11 @@ def create_app(config: Config, *, environ: Mapping[str, str] | None = None) -> S
     writer = AuditWriter(db, config.spool_dir, key=key, linger_ms=config.file.audit.group_commit_ms)
     transport = Transport()
     prices = PriceTable.load_default().with_overrides(price_overrides(config))
-    gateway = Gateway(config, KeyStore(db), transport, prices, writer.submit, secrets=secrets)
+    store = KeyStore(db)
+    key_cache = KeyCache(store, epoch_source(store))
+    gateway = Gateway(
+        config, store, transport, prices, writer.submit, secrets=secrets, key_cache=key_cache
+    )
 
     def submit(record: AuditRecord) -> None:
         writer.submit(record)
@@ -89,6 +95,10 @@ def create_app(config: Config, *, environ: Mapping[str, str] | None = None) -> S
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await transport.start()
         writer.start()
+        # Everything built so far lives as long as the process: keep it out of the collector's
+        # full passes, which otherwise walk it again and again and stall requests for ms.
+        gc.collect()
+        gc.freeze()
         log.info(
             "passerelle %s ready: %d providers, %d models, config %s",
             __version__,
@@ -101,6 +111,7 @@ def create_app(config: Config, *, environ: Mapping[str, str] | None = None) -> S
         finally:
             await transport.close()
             await asyncio.to_thread(writer.close, 10.0)
+            key_cache.close()
             db.dispose()
 
     app = Starlette(
@@ -113,7 +124,7 @@ def create_app(config: Config, *, environ: Mapping[str, str] | None = None) -> S
         exception_handlers={HTTPException: not_found},
         lifespan=lifespan,
     )
-    app.add_middleware(AuthGate, gateway=gateway)
+    app.add_middleware(AuthGate, gateway=gateway, fast_routes=openai_api.fast_routes(gateway))
     app.state.gateway = gateway
     app.state.audit_writer = writer
     return app

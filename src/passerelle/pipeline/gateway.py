@@ -7,6 +7,7 @@ into HTTP. Everything here is independent of the web framework.
 from __future__ import annotations
 
 import logging
+import random
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,7 +17,7 @@ import orjson
 from passerelle.audit.records import AuditRecord
 from passerelle.config import Config
 from passerelle.config.schema import ModelKind
-from passerelle.core.context import KeyScope, Principal, RequestContext
+from passerelle.core.context import KeyScope, Principal, RequestContext, RequestIds
 from passerelle.errors import (
     AuthenticationFailed,
     GatewayError,
@@ -31,6 +32,7 @@ from passerelle.pipeline.steps import ModelAccess, PipelineRequest, Step, run_st
 from passerelle.providers.openai import Endpoint, OpenAIProvider, build_provider
 from passerelle.providers.pricing import Price, PriceTable, TokenUsage
 from passerelle.providers.transport import Timeouts, Transport, TransportError, UpstreamResponse
+from passerelle.storage.keycache import KeyCache
 from passerelle.storage.keys import KeyStatus, KeyStore
 
 log = logging.getLogger("passerelle.gateway")
@@ -76,9 +78,13 @@ class Gateway:
         audit: AuditSink,
         *,
         secrets: dict[str, str],
+        key_cache: KeyCache | None = None,
     ) -> None:
         self.config = config
         self.keys = keys
+        self.key_lookup: KeyStore | KeyCache = key_cache or keys
+        self.rng = random.Random()
+        self.ids = RequestIds()
         self.transport = transport
         self.prices = prices
         self._audit = audit
@@ -100,7 +106,7 @@ class Gateway:
                 "Missing API key. Send it as 'Authorization: Bearer <key>'.",
                 code="missing_api_key",
             )
-        lookup = self.keys.resolve(token)
+        lookup = self.key_lookup.resolve(token)
         if lookup.status is not KeyStatus.VALID or lookup.key is None or lookup.user is None:
             if lookup.key is not None:
                 ctx.notes["key_prefix"] = lookup.key.prefix
@@ -175,7 +181,7 @@ class Gateway:
                 timeouts=Timeouts(config.timeouts.connect, config.timeouts.read),
             )
 
-        outcome = await call_with_fallback(ctx, targets, send)
+        outcome = await call_with_fallback(ctx, targets, send, rng=self.rng)
         target, response = outcome.target, outcome.response
         ctx.provider = target.provider.name
         ctx.provider_model = target.model

@@ -2,8 +2,9 @@
 
 A key is shown once, when it is created; only its SHA-256 is stored. Keys carry 256 bits of
 randomness, so an unsalted hash cannot be reversed by brute force and lets the hot path find a
-key with one indexed lookup. Expiry and revocation are checked on every request, so they take
-effect immediately, on every gateway instance sharing the database.
+key with one indexed lookup. Every change to users or keys bumps the credentials epoch in the
+same transaction; :mod:`passerelle.storage.keycache` watches that counter so that gateways can
+keep resolved keys in memory and still see a revocation made by any process.
 """
 
 from __future__ import annotations
@@ -11,15 +12,16 @@ from __future__ import annotations
 import hashlib
 import secrets
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
-from sqlalchemy import select
+from sqlalchemy import Connection, select
 
 from passerelle.core.context import KeyScope
 from passerelle.errors import PasserelleError
 from passerelle.storage.db import Database, now_us
-from passerelle.storage.tables import api_keys, users
+from passerelle.storage.tables import api_keys, auth_epoch, users
 
 KEY_PREFIX = "psk-"
 _PREFIX_CHARS = 12
@@ -81,6 +83,29 @@ def looks_like_key(value: str) -> bool:
     return value.startswith(KEY_PREFIX) and 20 <= len(value) <= 128
 
 
+def bump_epoch(conn: Connection) -> None:
+    """Tell every key cache that users or keys changed; call inside the changing transaction."""
+    conn.execute(
+        auth_epoch.update().where(auth_epoch.c.id == 1).values(epoch=auth_epoch.c.epoch + 1)
+    )
+
+
+def read_epoch(conn: Connection) -> int:
+    value = conn.execute(select(auth_epoch.c.epoch).where(auth_epoch.c.id == 1)).scalar()
+    return int(value or 0)
+
+
+def key_status(key: KeyInfo, user: User, now: int) -> KeyStatus:
+    """Whether a stored key may be used at ``now`` (microseconds)."""
+    if key.revoked_at is not None:
+        return KeyStatus.REVOKED
+    if key.expires_at is not None and key.expires_at <= now:
+        return KeyStatus.EXPIRED
+    if user.disabled_at is not None:
+        return KeyStatus.USER_DISABLED
+    return KeyStatus.VALID
+
+
 def _user(row: object) -> User:
     return User(
         id=row.id,  # type: ignore[attr-defined]
@@ -98,6 +123,12 @@ class KeyStore:
 
     def __init__(self, db: Database) -> None:
         self.db = db
+        # Called after each committed change, so that this process's caches drop at once.
+        self.on_change: list[Callable[[], None]] = []
+
+    def _changed(self) -> None:
+        for listener in self.on_change:
+            listener()
 
     # -- users -----------------------------------------------------------------------------
 
@@ -127,6 +158,8 @@ class KeyStore:
                     created_at=user.created_at,
                 )
             )
+            bump_epoch(conn)
+        self._changed()
         return user
 
     def get_user(self, email_or_id: str) -> User:
@@ -183,6 +216,8 @@ class KeyStore:
                     expires_at=info.expires_at,
                 )
             )
+            bump_epoch(conn)
+        self._changed()
         return plaintext, info
 
     def list_keys(
@@ -228,12 +263,22 @@ class KeyStore:
                 .where(api_keys.c.id == key_id, api_keys.c.revoked_at.is_(None))
                 .values(revoked_at=now_us())
             )
+            bump_epoch(conn)
+        self._changed()
         return next(k for k in self.list_keys(include_revoked=True) if k.id == key_id)
 
     def resolve(self, plaintext: str) -> KeyLookup:
-        """Find the key a request presents; one indexed read, on every request."""
+        """Find the key a request presents, straight from the database."""
         if not looks_like_key(plaintext):
             return KeyLookup(KeyStatus.UNKNOWN)
+        found = self.find_by_hash(hash_key(plaintext))
+        if found is None:
+            return KeyLookup(KeyStatus.UNKNOWN)
+        key, user = found
+        return KeyLookup(key_status(key, user, now_us()), key, user)
+
+    def find_by_hash(self, digest: str) -> tuple[KeyInfo, User] | None:
+        """The key with this SHA-256 and its user; one indexed read."""
         query = (
             select(
                 api_keys,
@@ -245,12 +290,12 @@ class KeyStore:
                 users.c.disabled_at,
             )
             .join(users, users.c.id == api_keys.c.user_id)
-            .where(api_keys.c.key_hash == hash_key(plaintext))
+            .where(api_keys.c.key_hash == digest)
         )
         with self.db.read() as conn:
             row = conn.execute(query).first()
         if row is None:
-            return KeyLookup(KeyStatus.UNKNOWN)
+            return None
         key = KeyInfo(
             id=row.id,
             prefix=row.prefix,
@@ -272,10 +317,8 @@ class KeyStore:
             created_at=row.user_created_at,
             disabled_at=row.disabled_at,
         )
-        if key.revoked_at is not None:
-            return KeyLookup(KeyStatus.REVOKED, key, user)
-        if key.expires_at is not None and key.expires_at <= now_us():
-            return KeyLookup(KeyStatus.EXPIRED, key, user)
-        if user.disabled_at is not None:
-            return KeyLookup(KeyStatus.USER_DISABLED, key, user)
-        return KeyLookup(KeyStatus.VALID, key, user)
+        return key, user
+
+    def epoch(self) -> int:
+        with self.db.read() as conn:
+            return read_epoch(conn)

@@ -50,6 +50,15 @@ api_keys = Table(
     Column("revoked_at", BigInteger, nullable=True),
 )
 
+# A counter bumped in the same transaction as every change to ``users`` or ``api_keys``: key
+# caches compare it to know when to forget what they resolved (one row, id = 1).
+auth_epoch = Table(
+    "auth_epoch",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("epoch", BigInteger, nullable=False),
+)
+
 # One row per request and per admin action, hash-chained in ``seq`` order. ``payload`` is the
 # canonical JSON the hash covers; the other columns are copies of payload fields, kept for
 # queries (spend, filters) and checked against the payload by ``audit verify``.
