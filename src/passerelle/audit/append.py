@@ -6,17 +6,18 @@ call :func:`append_batch`, so there is a single definition of how a record becom
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from passerelle.audit.chain import GENESIS_HASH, link_hash
 from passerelle.audit.records import AuditRecord
-from passerelle.errors import AuditIntegrityError
+from passerelle.errors import AuditIntegrityError, StorageError
 from passerelle.storage.db import Database
 from passerelle.storage.tables import audit_head, audit_log
 
@@ -63,18 +64,81 @@ def column_values(record: AuditRecord) -> dict[str, Any]:
     }
 
 
-def append_batch(db: Database, items: Sequence[Item], key: bytes | None) -> AppendResult:
+# The insert, written once per paramstyle: the writer runs it for every batch, and going through
+# the driver's cursor costs a fraction of building and compiling a statement each time.
+_COLUMNS = (
+    "seq",
+    "record_id",
+    "kind",
+    "ts",
+    "day",
+    "actor",
+    "team",
+    "project",
+    "client",
+    "model",
+    "provider",
+    "status",
+    "input_tokens",
+    "output_tokens",
+    "cost_micro_usd",
+    "payload",
+    "prev_hash",
+    "hash",
+)
+
+
+_HEAD = "SELECT seq, hash FROM audit_head WHERE id = 1"
+_HEAD_FOR_UPDATE = "SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE"
+
+
+def _insert_sql(marker: str) -> str:
+    columns = ", ".join(_COLUMNS)
+    placeholders = ", ".join([marker] * len(_COLUMNS))
+    return f"INSERT INTO audit_log ({columns}) VALUES ({placeholders})"  # noqa: S608 - constants only
+
+
+def _row(record: AuditRecord, seq: int, payload: bytes, prev: str, digest: str) -> tuple[Any, ...]:
+    return (
+        seq,
+        record.record_id,
+        record.kind,
+        record.ts_us,
+        record.day,
+        _fit(record.actor, _WIDTHS["actor"]),
+        _fit(record.team, _WIDTHS["team"]),
+        _fit(record.project, _WIDTHS["project"]),
+        _fit(record.client, _WIDTHS["client"]),
+        _fit(record.model, _WIDTHS["model"]),
+        _fit(record.provider, _WIDTHS["provider"]),
+        record.status,
+        record.input_tokens,
+        record.output_tokens,
+        record.cost_micro_usd,
+        payload.decode("utf-8"),
+        prev,
+        digest,
+    )
+
+
+def append_batch(
+    db: Database, items: Sequence[Item], key: bytes | None, *, dedupe: bool = True
+) -> AppendResult:
     """Append ``items`` in one transaction, in order, skipping record ids already in the trail.
 
     The head row is locked first (``SELECT … FOR UPDATE`` on PostgreSQL; SQLite's ``BEGIN
     IMMEDIATE`` already holds the database's write lock), so writers in several processes or on
     several machines take turns and the chain stays a single line. Skipping known ids makes
     retries and spool recovery idempotent: a batch whose commit succeeded but whose
-    acknowledgement was lost can be sent again."""
+    acknowledgement was lost can be sent again.
+
+    ``dedupe=False`` skips that lookup for records that cannot be in the trail yet (a live
+    writer's first attempt at a batch of fresh ids); the unique index on ``record_id`` still
+    refuses a duplicate, which fails the batch, and the retry runs with ``dedupe=True``."""
     with db.begin() as conn:
         seq, prev = _lock_head(conn)
-        known = _existing_ids(conn, [record.record_id for record, _ in items])
-        rows: list[dict[str, Any]] = []
+        known = _existing_ids(conn, [record.record_id for record, _ in items]) if dedupe else set()
+        rows: list[tuple[Any, ...]] = []
         skipped = 0
         for record, payload in items:
             if record.record_id in known:
@@ -83,19 +147,16 @@ def append_batch(db: Database, items: Sequence[Item], key: bytes | None) -> Appe
             known.add(record.record_id)
             seq += 1
             digest = link_hash(prev, seq, payload, key)
-            rows.append(
-                {
-                    "seq": seq,
-                    **column_values(record),
-                    "payload": payload.decode("utf-8"),
-                    "prev_hash": prev,
-                    "hash": digest,
-                }
-            )
+            rows.append(_row(record, seq, payload, prev, digest))
             prev = digest
         if rows:
-            conn.execute(insert(audit_log), rows)
-            conn.execute(update(audit_head).where(audit_head.c.id == 1).values(seq=seq, hash=prev))
+            marker = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+            with _cursor(conn) as cursor:
+                cursor.executemany(_insert_sql(marker), rows)
+                cursor.execute(
+                    f"UPDATE audit_head SET seq = {marker}, hash = {marker} WHERE id = 1",  # noqa: S608
+                    (seq, prev),
+                )
     return AppendResult(inserted=len(rows), skipped=skipped, last_seq=seq)
 
 
@@ -149,6 +210,12 @@ def read_head(conn: Connection) -> tuple[int, str] | None:
 
 def _lock_head(conn: Connection) -> tuple[int, str]:
     postgres = conn.dialect.name == "postgresql"
+    # The common case, through the driver: the head exists and the chain has started.
+    with _cursor(conn) as cursor:
+        cursor.execute(_HEAD_FOR_UPDATE if postgres else _HEAD)
+        found = cursor.fetchone()
+    if found is not None and int(found[0]) > 0:
+        return int(found[0]), str(found[1])
     query = select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1)
     if postgres:
         query = query.with_for_update()
@@ -187,6 +254,23 @@ def _existing_ids(conn: Connection, record_ids: list[str]) -> set[str]:
             .all()
         )
     return found
+
+
+@contextmanager
+def _cursor(conn: Connection) -> Iterator[Any]:
+    """A driver cursor inside ``conn``'s transaction; driver errors become StorageError, worded
+    like the engine's, without the statement or its values."""
+    driver_error: type[Exception] = conn.dialect.loaded_dbapi.Error
+    cursor = conn.connection.cursor()
+    try:
+        yield cursor
+    except driver_error as exc:
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        raise StorageError(
+            f"cannot append to the audit trail: {type(exc).__name__}: {first}"
+        ) from exc
+    finally:
+        cursor.close()
 
 
 def _fit(value: str | None, width: int) -> str | None:

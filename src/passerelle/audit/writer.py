@@ -341,15 +341,17 @@ class AuditWriter:
 
     def _append_with_retry(self, batch: list[Item]) -> AppendResult | None:
         delay = _BACKOFF_FIRST_S
+        dedupe = False  # fresh ids: only a retry can meet its own earlier, committed attempt
         while True:
             try:
-                return append_batch(self.db, batch, self._key)
+                return append_batch(self.db, batch, self._key, dedupe=dedupe)
             except (StorageError, AuditIntegrityError) as exc:
                 self.errors += 1
                 self.last_error = str(exc)
                 log.error(
                     "audit batch of %d not committed, retrying in %.2fs: %s", len(batch), delay, exc
                 )
+                dedupe = True
             with self._cond:
                 if self._abandon:
                     return None

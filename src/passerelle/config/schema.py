@@ -178,8 +178,11 @@ class AuditSettings(Strict):
     key: Secret | None = Field(
         None, description="HMAC key for the hash chain; without it the chain is plain SHA-256"
     )
+    # Records are durable in the spool before a response completes, so waiting longer for
+    # company costs callers nothing; it only delays when reports see a record. 20 ms turns
+    # hundreds of commits a second into fifty, and frees the CPU they took for requests.
     group_commit_ms: float = Field(
-        2.0,
+        20.0,
         ge=0,
         le=10_000,
         description="how long the writer waits for more records before committing a batch",
