@@ -30,6 +30,8 @@ def _uvicorn_config(app: Any, host: str, port: int, log_level: str) -> uvicorn.C
         access_log=False,
         server_header=False,
         date_header=False,
+        # X-Forwarded-For is not trusted unless an operator puts a known proxy in front.
+        proxy_headers=False,
         timeout_graceful_shutdown=10,
         log_config=None,
     )

@@ -6,15 +6,23 @@ It also opens the request's context (id, wire format) and audits refusals.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Mapping
+
 from starlette.datastructures import Headers
+from starlette.requests import Request
+from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from passerelle.core.context import RequestContext, new_request_id
+from passerelle.core.context import RequestContext
 from passerelle.errors import GatewayError, WireFormat
 from passerelle.http.base import error_response
 from passerelle.pipeline.gateway import Gateway
 
 PUBLIC_PATHS = frozenset({"/healthz", "/readyz"})
+
+Handler = Callable[[Request], Awaitable[Response]]
+# path -> (method, handler): inference endpoints served without the framework's router
+FastRoutes = Mapping[str, tuple[str, Handler]]
 
 
 def wire_for_path(path: str) -> WireFormat:
@@ -45,11 +53,19 @@ def token_from(headers: Headers) -> str | None:
 
 
 class AuthGate:
-    """ASGI middleware: open the context, authenticate, refuse in the caller's dialect."""
+    """ASGI middleware: open the context, authenticate, refuse in the caller's dialect.
 
-    def __init__(self, app: ASGIApp, gateway: Gateway) -> None:
+    Once a request is authenticated, the inference endpoints in ``fast_routes`` are called
+    directly: the router and exception middleware behind the gate cost more per request than
+    the rest of the gateway's own work, and those handlers turn every error into a wire-format
+    reply themselves. Everything else goes on to the application's router."""
+
+    def __init__(
+        self, app: ASGIApp, gateway: Gateway, fast_routes: FastRoutes | None = None
+    ) -> None:
         self.app = app
         self.gateway = gateway
+        self.fast_routes: FastRoutes = fast_routes or {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -59,7 +75,9 @@ class AuthGate:
         if path in PUBLIC_PATHS:
             await self.app(scope, receive, send)
             return
-        ctx = RequestContext(request_id=new_request_id(), wire=wire_for_path(path), endpoint=path)
+        ctx = RequestContext(
+            request_id=self.gateway.ids.new(), wire=wire_for_path(path), endpoint=path
+        )
         scope.setdefault("state", {})["ctx"] = ctx
         headers = Headers(scope=scope)
         try:
@@ -69,5 +87,10 @@ class AuthGate:
             response = error_response(error, ctx.wire, ctx.request_id)
             response.headers["www-authenticate"] = "Bearer"
             await response(scope, receive, send)
+            return
+        route = self.fast_routes.get(path)
+        if route is not None and route[0] == scope["method"]:
+            handled = await route[1](Request(scope, receive))
+            await handled(scope, receive, send)
             return
         await self.app(scope, receive, send)

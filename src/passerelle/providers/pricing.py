@@ -148,7 +148,7 @@ class PriceTable:
     price is unknown (``None``) and the caller records a cost of 0 and says so.
     """
 
-    __slots__ = ("_prices", "_version")
+    __slots__ = ("_found", "_prices", "_version")
 
     def __init__(self, prices: Mapping[str, Price], *, version: str) -> None:
         normalised: dict[str, Price] = {}
@@ -161,6 +161,9 @@ class PriceTable:
             normalised[canonical] = price
         self._prices = normalised
         self._version = version
+        # Answers to ``lookup``, kept because the table never changes and the suffix matching
+        # costs more than the rest of settling a request. Bounded: model names come from callers.
+        self._found: dict[tuple[str, str], Price | None] = {}
 
     @classmethod
     def load_default(cls) -> PriceTable:
@@ -223,6 +226,15 @@ class PriceTable:
 
     def lookup(self, provider_kind: str, model: str) -> Price | None:
         """The price of ``model`` served by a provider of ``provider_kind``, or ``None``."""
+        memo = (provider_kind, model)
+        if memo in self._found:
+            return self._found[memo]
+        price = self._search(provider_kind, model)
+        if len(self._found) < 4096:
+            self._found[memo] = price
+        return price
+
+    def _search(self, provider_kind: str, model: str) -> Price | None:
         kinds = [provider_kind.lower()]
         if kinds[0] == _AZURE_OPENAI:
             kinds.append(_OPENAI)

@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 
 import aiohttp
+from yarl import URL
 
 
 class TransportError(Exception):
@@ -88,6 +89,10 @@ class Transport:
     def __init__(self, *, max_connections: int = 1000) -> None:
         self._max_connections = max_connections
         self._session: aiohttp.ClientSession | None = None
+        # Parsed once: providers call a handful of URLs, and parsing one costs more than a
+        # dictionary lookup on every request.
+        self._urls: dict[str, URL] = {}
+        self._timeouts: dict[Timeouts, aiohttp.ClientTimeout] = {}
 
     async def start(self) -> None:
         connector = aiohttp.TCPConnector(
@@ -101,6 +106,8 @@ class Transport:
             auto_decompress=False,
             skip_auto_headers=("User-Agent", "Accept-Encoding"),
             trust_env=False,
+            # Upstream cookies are never sent back: a provider must not track callers through us.
+            cookie_jar=aiohttp.DummyCookieJar(),
         )
 
     async def close(self) -> None:
@@ -120,14 +127,22 @@ class Transport:
         """Send a request and wait for the response headers."""
         if self._session is None:
             raise RuntimeError("Transport.start() was not awaited")
-        timeout = aiohttp.ClientTimeout(
-            total=None, sock_connect=timeouts.connect_s, sock_read=timeouts.read_s
-        )
+        timeout = self._timeouts.get(timeouts)
+        if timeout is None:
+            timeout = aiohttp.ClientTimeout(
+                total=None, sock_connect=timeouts.connect_s, sock_read=timeouts.read_s
+            )
+            self._timeouts[timeouts] = timeout
+        parsed = self._urls.get(url)
+        if parsed is None:
+            parsed = URL(url)
+            if len(self._urls) < 1024:  # bounded: model names can be part of a URL
+                self._urls[url] = parsed
         try:
             response = await self._session.request(
                 method,
-                url,
-                headers=dict(headers),
+                parsed,
+                headers=headers,
                 data=body,
                 timeout=timeout,
                 allow_redirects=False,
