@@ -30,12 +30,14 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import math
+import os
 import struct
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Literal
+from urllib.parse import unquote_plus
 
 import orjson
 from starlette.requests import Request
@@ -47,7 +49,19 @@ FaultKind = Literal["status", "timeout", "disconnect", "stream_cut"]
 
 REDACTED = "***"
 SECRET_HEADERS = frozenset(
-    {"authorization", "proxy-authorization", "api-key", "x-api-key", "x-goog-api-key", "cookie"}
+    {
+        "authorization",
+        "proxy-authorization",
+        "api-key",
+        "x-api-key",
+        "x-goog-api-key",
+        "x-amz-security-token",
+        "cookie",
+    }
+)
+# Query parameters that carry a credential (Gemini accepts ``?key=``; presigned AWS URLs).
+SECRET_QUERY_PARAMS = frozenset(
+    {"key", "access_token", "x-amz-security-token", "x-amz-signature", "x-amz-credential"}
 )
 SSE_DONE = b"data: [DONE]\n\n"
 FILLER_WORDS = (
@@ -188,7 +202,7 @@ class RequestLog:
             {
                 "method": request.method,
                 "path": request.scope["path"],
-                "query": request.scope["query_string"].decode("latin-1"),
+                "query": redact_query(request.scope["query_string"].decode("latin-1")),
                 "headers": headers,
                 "body": body,
                 "received_at": time.time(),
@@ -203,6 +217,19 @@ class RequestLog:
         count = len(self._entries)
         self._entries.clear()
         return count
+
+
+def redact_query(query: str) -> str:
+    """The query string with the values of credential parameters replaced by ``***``."""
+    if not query:
+        return query
+    parts = []
+    for item in query.split("&"):
+        name, equals, _ = item.partition("=")
+        if equals and unquote_plus(name).lower() in SECRET_QUERY_PARAMS:
+            item = f"{name}={REDACTED}"
+        parts.append(item)
+    return "&".join(parts)
 
 
 class FakeControl:
@@ -309,6 +336,16 @@ class CutResponse(Response):
         half = bytes(self.body[: len(self.body) // 2])
         await send({"type": "http.response.body", "body": half, "more_body": True})
         await drop_connection(receive)
+
+
+def retry_after_value(seconds: float) -> str:
+    """A ``retry-after`` header value: whole seconds as an integer, else as a decimal."""
+    return str(int(seconds)) if float(seconds).is_integer() else str(seconds)
+
+
+def request_id(prefix: str) -> str:
+    """A random request id with the provider's prefix, marked fake."""
+    return f"{prefix}fake{os.urandom(12).hex()}"
 
 
 async def pause(seconds: float) -> None:
