@@ -31,7 +31,7 @@ def resolve_secrets(config: Config, environ: Mapping[str, str] | None = None) ->
 
     A missing variable is an error naming it; the values never appear in any message."""
     env = os.environ if environ is None else environ
-    names = [p.api_key.env_name for p in config.providers.values() if p.api_key is not None]
+    names = [ref.env_name for p in config.providers.values() for ref in p.secret_refs()]
     if config.file.audit.key is not None:
         names.append(config.file.audit.key.env_name)
     missing = sorted({name for name in names if not env.get(name)})

@@ -64,7 +64,7 @@ def demo_config(upstream_url: str, data_dir: Path) -> Config:
 
 
 def _demo_environment(config: Config) -> None:
-    names = [p.api_key.env_name for p in config.providers.values() if p.api_key is not None]
+    names = [ref.env_name for p in config.providers.values() for ref in p.secret_refs()]
     if config.file.audit.key is not None:
         names.append(config.file.audit.key.env_name)
     for name in names:

@@ -11,7 +11,15 @@ import re
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, PlainValidator, WithJsonSchema
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    PlainValidator,
+    WithJsonSchema,
+    model_validator,
+)
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,62}$"
 Name = Annotated[str, Field(pattern=NAME_PATTERN)]
@@ -56,6 +64,20 @@ class ProviderKind(StrEnum):
     AZURE_OPENAI = "azure_openai"
     OPENAI_COMPATIBLE = "openai_compatible"
     MISTRAL = "mistral"
+    ANTHROPIC = "anthropic"
+    GEMINI = "gemini"
+    VERTEX = "vertex"
+    BEDROCK = "bedrock"
+
+
+# Where each vendor's API lives when ``base_url`` is not given. Azure and self-hosted servers
+# have no default: their address is the deployment's own.
+DEFAULT_BASE_URLS: dict[ProviderKind, str] = {
+    ProviderKind.OPENAI: "https://api.openai.com/v1",
+    ProviderKind.MISTRAL: "https://api.mistral.ai/v1",
+    ProviderKind.ANTHROPIC: "https://api.anthropic.com",
+    ProviderKind.GEMINI: "https://generativelanguage.googleapis.com",
+}
 
 
 class Profile(StrEnum):
@@ -87,16 +109,87 @@ class RetryPolicy(Strict):
 
 class ProviderConfig(Strict):
     kind: ProviderKind
-    base_url: Annotated[str, Field(pattern=r"^https?://[^\s]+$")]
+    base_url: Annotated[str, Field(pattern=r"^https?://[^\s]+$")] | None = Field(
+        None, description="the API's address; defaults to the vendor's public endpoint"
+    )
     api_key: Secret | None = None
     api_version: str | None = Field(
-        None, description="Azure OpenAI api-version; without it the Azure v1 API is used"
+        None,
+        description="Azure OpenAI api-version (without it the Azure v1 API is used); "
+        "for Anthropic, the anthropic-version sent when the caller sends none",
+    )
+    aws_region: str | None = Field(
+        None,
+        pattern=r"^[a-z]{2}(-[a-z]+)+-\d$",
+        description="Bedrock: the AWS region, e.g. eu-west-3",
+    )
+    aws_profile: str | None = Field(
+        None, description="Bedrock: a profile of the shared AWS files; default: the standard chain"
+    )
+    gcp_project: str | None = Field(None, description="Vertex AI: the Google Cloud project id")
+    gcp_location: str | None = Field(
+        None, description="Vertex AI: the location, e.g. europe-west1, or global"
+    )
+    gcp_credentials: Secret | None = Field(
+        None,
+        description="Vertex AI: env:NAME holding a credentials JSON or its path; "
+        "default: Application Default Credentials",
     )
     region: Name = Field(description="where the deployment runs: eu, us, on-prem…")
     clearance: Name = Field(description="the highest data class this destination may receive")
     timeouts: Timeouts = Timeouts()
     retry: RetryPolicy = RetryPolicy()
     headers: dict[str, str] = Field(default_factory=dict, description="extra non-secret headers")
+
+    @model_validator(mode="after")
+    def _kind_settings(self) -> ProviderConfig:
+        kind = self.kind
+        if self.base_url is None and kind in (
+            ProviderKind.AZURE_OPENAI,
+            ProviderKind.OPENAI_COMPATIBLE,
+        ):
+            raise ValueError(f"a provider of kind {kind.value} needs base_url: its own address")
+        if kind is ProviderKind.BEDROCK:
+            if not self.aws_region:
+                raise ValueError("a bedrock provider needs aws_region, e.g. eu-west-3")
+        elif self.aws_region or self.aws_profile:
+            raise ValueError("aws_region and aws_profile are for bedrock providers only")
+        if kind is ProviderKind.VERTEX:
+            if not self.gcp_project or not self.gcp_location:
+                raise ValueError("a vertex provider needs gcp_project and gcp_location")
+        elif self.gcp_project or self.gcp_location or self.gcp_credentials:
+            raise ValueError("gcp_project, gcp_location and gcp_credentials are for vertex only")
+        if kind in (ProviderKind.BEDROCK, ProviderKind.VERTEX) and self.api_key is not None:
+            raise ValueError(
+                f"{kind.value} providers authenticate with cloud credentials, not api_key"
+            )
+        cloud_keyed = (
+            ProviderKind.OPENAI,
+            ProviderKind.AZURE_OPENAI,
+            ProviderKind.MISTRAL,
+            ProviderKind.ANTHROPIC,
+            ProviderKind.GEMINI,
+        )
+        if kind in cloud_keyed and self.api_key is None:
+            raise ValueError(f"a provider of kind {kind.value} needs api_key: env:NAME")
+        return self
+
+    @property
+    def url(self) -> str:
+        """``base_url``, or the vendor's default address, without a trailing slash."""
+        if self.base_url is not None:
+            return self.base_url.rstrip("/")
+        if self.kind is ProviderKind.BEDROCK:
+            return f"https://bedrock-runtime.{self.aws_region}.amazonaws.com"
+        if self.kind is ProviderKind.VERTEX:
+            if self.gcp_location == "global":
+                return "https://aiplatform.googleapis.com"
+            return f"https://{self.gcp_location}-aiplatform.googleapis.com"
+        return DEFAULT_BASE_URLS[self.kind]
+
+    def secret_refs(self) -> list[SecretRef]:
+        """Every env:NAME this provider reads at start-up."""
+        return [ref for ref in (self.api_key, self.gcp_credentials) if ref is not None]
 
 
 class Route(Strict):

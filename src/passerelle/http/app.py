@@ -27,7 +27,7 @@ from passerelle.errors import (
     NotFound,
     PasserelleError,
 )
-from passerelle.http import admin, openai_api
+from passerelle.http import admin, anthropic_api, gemini_api, openai_api, responses_api
 from passerelle.http.auth import AuthGate, wire_for_path
 from passerelle.http.base import error_response, json_response
 from passerelle.pipeline.gateway import Gateway, price_overrides
@@ -114,17 +114,35 @@ def create_app(config: Config, *, environ: Mapping[str, str] | None = None) -> S
             key_cache.close()
             db.dispose()
 
+    async def root(request: Request) -> Response:
+        # Claude Code probes HEAD / on start-up; answering says only that this is a gateway.
+        return json_response({"service": "passerelle"})
+
+    fast = {
+        **openai_api.fast_routes(gateway),
+        **anthropic_api.fast_routes(gateway),
+        **responses_api.fast_routes(gateway),
+    }
     app = Starlette(
         routes=[
+            Route("/", root, methods=["GET", "HEAD"]),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
             *openai_api.routes(gateway),
+            # The auth gate calls the fast routes itself; listing them here too gives other
+            # methods on those paths the right 405.
+            *(
+                Route(path, handler, methods=[method])
+                for path, (method, handler) in fast.items()
+                if not path.startswith(("/v1/chat/", "/v1/embeddings"))
+            ),
+            *gemini_api.routes(gateway),
             *admin.routes(gateway, submit, key),
         ],
         exception_handlers={HTTPException: not_found},
         lifespan=lifespan,
     )
-    app.add_middleware(AuthGate, gateway=gateway, fast_routes=openai_api.fast_routes(gateway))
+    app.add_middleware(AuthGate, gateway=gateway, fast_routes=fast)
     app.state.gateway = gateway
     app.state.audit_writer = writer
     return app

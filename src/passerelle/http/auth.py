@@ -18,7 +18,7 @@ from passerelle.errors import GatewayError, WireFormat
 from passerelle.http.base import error_response
 from passerelle.pipeline.gateway import Gateway
 
-PUBLIC_PATHS = frozenset({"/healthz", "/readyz"})
+PUBLIC_PATHS = frozenset({"/", "/healthz", "/readyz"})
 
 Handler = Callable[[Request], Awaitable[Response]]
 # path -> (method, handler): inference endpoints served without the framework's router

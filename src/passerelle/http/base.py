@@ -11,14 +11,17 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from passerelle.core.context import RequestContext
 from passerelle.errors import (
     GatewayError,
+    InternalError,
     InvalidRequest,
     PayloadTooLarge,
     UnsupportedMediaType,
     WireFormat,
     error_body,
 )
+from passerelle.pipeline.gateway import BufferedReply, Call, Gateway
 
 log = logging.getLogger("passerelle.http")
 
@@ -125,3 +128,47 @@ class RelayResponse(Response):
             if aclose is not None:
                 await aclose()
             self._on_close(disconnected)
+
+
+ParseCall = Callable[[dict[str, Any], Request], Call]
+ModelOf = Callable[[dict[str, Any], Request], str]
+
+
+async def serve_call(
+    request: Request, gateway: Gateway, parse: ParseCall, model_of: ModelOf
+) -> Response:
+    """Read the body, hand the call to the gateway, and turn its reply (or any error) into an
+    HTTP response in the caller's format. Every path through here writes one audit record."""
+    ctx: RequestContext = request.state.ctx
+    try:
+        body = await read_json_object(request, gateway.config.file.gateway.max_body_bytes)
+        ctx.model_alias = model_of(body, request)
+        call = parse(body, request)
+        ctx.stream = call.stream
+        reply = await gateway.call(ctx, call)
+    except GatewayError as exc:
+        gateway.finish(ctx, exc)
+        return error_response(exc, ctx.wire, ctx.request_id)
+    except Exception:
+        # A bug: the caller gets a request id to quote, the log gets the traceback.
+        log.exception("internal error serving %s", ctx.request_id)
+        internal = InternalError(f"Internal gateway error; quote request id {ctx.request_id}.")
+        gateway.finish(ctx, internal)
+        return error_response(internal, ctx.wire, ctx.request_id)
+    headers = {**reply.headers, "x-request-id": ctx.request_id}
+    if ctx.wire is WireFormat.ANTHROPIC:
+        headers["request-id"] = ctx.request_id
+    if isinstance(reply, BufferedReply):
+        gateway.finish(ctx)
+        return Response(reply.body, status_code=reply.status, headers=headers)
+    headers["cache-control"] = "no-cache"
+    headers["x-accel-buffering"] = "no"
+
+    def on_close(disconnected: bool) -> None:
+        if disconnected or not ctx.notes.get("_finished"):
+            ctx.client_disconnected = True
+            ctx.status = 499
+            ctx.error_code = ctx.error_code or "client_disconnected"
+        gateway.finish(ctx)
+
+    return RelayResponse(reply.chunks, status_code=reply.status, headers=headers, on_close=on_close)

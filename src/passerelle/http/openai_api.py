@@ -10,11 +10,11 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from passerelle.core.context import RequestContext
-from passerelle.errors import GatewayError, InternalError, InvalidRequest, NotFound
+from passerelle.errors import InvalidRequest, NotFound
 from passerelle.http.auth import FastRoutes
-from passerelle.http.base import RelayResponse, error_response, json_response, read_json_object
-from passerelle.pipeline.gateway import BufferedReply, Gateway
-from passerelle.providers.openai import Endpoint
+from passerelle.http.base import error_response, json_response, serve_call
+from passerelle.pipeline.gateway import Call, Gateway
+from passerelle.providers.base import Operation, Wire
 
 log = logging.getLogger("passerelle.http")
 
@@ -24,7 +24,7 @@ def _context(request: Request) -> RequestContext:
     return ctx
 
 
-def _check_model(body: dict[str, Any]) -> str:
+def model_from_body(body: dict[str, Any], request: Request) -> str:
     model = body.get("model")
     if not isinstance(model, str) or not model.strip():
         raise InvalidRequest(
@@ -58,41 +58,26 @@ def _check_embeddings(body: dict[str, Any]) -> None:
         )
 
 
-async def _serve(request: Request, gateway: Gateway, endpoint: Endpoint) -> Response:
-    ctx = _context(request)
-    try:
-        body = await read_json_object(request, gateway.config.file.gateway.max_body_bytes)
-        ctx.model_alias = _check_model(body)
-        if endpoint is Endpoint.CHAT:
-            _check_chat(body)
-            ctx.stream = bool(body.get("stream"))
-        else:
-            _check_embeddings(body)
-        reply = await gateway.openai_call(ctx, body, endpoint)
-    except GatewayError as exc:
-        gateway.finish(ctx, exc)
-        return error_response(exc, ctx.wire, ctx.request_id)
-    except Exception:
-        # A bug: the caller gets a request id to quote, the log gets the traceback.
-        log.exception("internal error serving %s", ctx.request_id)
-        internal = InternalError(f"Internal gateway error; quote request id {ctx.request_id}.")
-        gateway.finish(ctx, internal)
-        return error_response(internal, ctx.wire, ctx.request_id)
-    headers = {**reply.headers, "x-request-id": ctx.request_id}
-    if isinstance(reply, BufferedReply):
-        gateway.finish(ctx)
-        return Response(reply.body, status_code=reply.status, headers=headers)
-    headers["cache-control"] = "no-cache"
-    headers["x-accel-buffering"] = "no"
+def _chat_call(body: dict[str, Any], request: Request) -> Call:
+    _check_chat(body)
+    return Call(
+        surface=Wire.OPENAI_CHAT,
+        operation=Operation.GENERATE,
+        body=body,
+        stream=bool(body.get("stream")),
+        client_headers={},
+    )
 
-    def on_close(disconnected: bool) -> None:
-        if disconnected or not ctx.notes.get("_finished"):
-            ctx.client_disconnected = True
-            ctx.status = 499
-            ctx.error_code = ctx.error_code or "client_disconnected"
-        gateway.finish(ctx)
 
-    return RelayResponse(reply.chunks, status_code=reply.status, headers=headers, on_close=on_close)
+def _embeddings_call(body: dict[str, Any], request: Request) -> Call:
+    _check_embeddings(body)
+    return Call(
+        surface=Wire.OPENAI_EMBEDDINGS,
+        operation=Operation.EMBED,
+        body=body,
+        stream=False,
+        client_headers={},
+    )
 
 
 def routes(gateway: Gateway) -> list[Route]:
@@ -141,10 +126,10 @@ def fast_routes(gateway: Gateway) -> FastRoutes:
     """The inference endpoints, for the auth gate to call without going through the router."""
 
     async def chat_completions(request: Request) -> Response:
-        return await _serve(request, gateway, Endpoint.CHAT)
+        return await serve_call(request, gateway, _chat_call, model_from_body)
 
     async def embeddings(request: Request) -> Response:
-        return await _serve(request, gateway, Endpoint.EMBEDDINGS)
+        return await serve_call(request, gateway, _embeddings_call, model_from_body)
 
     return {
         "/v1/chat/completions": ("POST", chat_completions),

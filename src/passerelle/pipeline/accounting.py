@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from passerelle.core.canonical import Usage
 from passerelle.core.context import RequestContext
 from passerelle.pipeline.routing import RouteTarget
 from passerelle.providers.pricing import PriceTable, TokenUsage, cost_micro_usd
@@ -41,7 +42,7 @@ def estimate_tokens(chars: int) -> int:
 def settle(
     ctx: RequestContext,
     target: RouteTarget,
-    usage: TokenUsage,
+    usage: TokenUsage | Usage,
     prices: PriceTable,
     *,
     reported: bool,
@@ -49,6 +50,14 @@ def settle(
 ) -> None:
     """Record tokens and cost on the context. The price is looked up as the route's
     ``pricing_model``, then the model the provider says answered, then the route's model id."""
+    if isinstance(usage, Usage):  # the codecs' usage: the same convention, another type
+        usage = TokenUsage(
+            input_tokens=usage.input_tokens,
+            output_tokens=usage.output_tokens,
+            cached_input_tokens=usage.cached_input_tokens,
+            cache_write_tokens=usage.cache_write_tokens,
+            reasoning_tokens=usage.reasoning_tokens,
+        )
     ctx.input_tokens = usage.input_tokens
     ctx.output_tokens = usage.output_tokens
     ctx.cached_tokens = usage.cached_input_tokens

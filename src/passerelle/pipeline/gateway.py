@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import orjson
@@ -17,20 +17,26 @@ import orjson
 from passerelle.audit.records import AuditRecord
 from passerelle.config import Config
 from passerelle.config.schema import ModelKind
+from passerelle.core.canonical import Request, Usage
 from passerelle.core.context import KeyScope, Principal, RequestContext, RequestIds
+from passerelle.core.translation import DROPPED_HEADER, Loss, Translated, dropped_header_value
 from passerelle.errors import (
     AuthenticationFailed,
     GatewayError,
+    PasserelleError,
     PermissionDenied,
     UpstreamError,
+    UpstreamUnavailable,
 )
-from passerelle.formats.sse import SSEDecoder, event_data
 from passerelle.pipeline.accounting import estimate_tokens, settle, usage_from_openai
-from passerelle.pipeline.resilience import call_with_fallback
+from passerelle.pipeline.relay import RelayError, StreamRelay
+from passerelle.pipeline.resilience import RouteSkipped, call_with_fallback
 from passerelle.pipeline.routing import Router, RouteTarget
 from passerelle.pipeline.steps import ModelAccess, PipelineRequest, Step, run_steps
-from passerelle.providers.openai import Endpoint, OpenAIProvider, build_provider
+from passerelle.pipeline.translate import codec
+from passerelle.providers.base import Framing, Operation, Provider, Unsupported, Wire
 from passerelle.providers.pricing import Price, PriceTable, TokenUsage
+from passerelle.providers.registry import VertexTokens, build_providers
 from passerelle.providers.transport import Timeouts, Transport, TransportError, UpstreamResponse
 from passerelle.storage.keycache import KeyCache
 from passerelle.storage.keys import KeyStatus, KeyStore
@@ -63,6 +69,74 @@ class StreamReply:
 
 
 Reply = BufferedReply | StreamReply
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """One call as a surface hands it to the gateway."""
+
+    surface: Wire
+    operation: Operation
+    body: dict[str, Any]
+    stream: bool
+    # Only the caller headers a same-format provider may need (``FORWARDED_HEADERS``).
+    client_headers: Mapping[str, str]
+
+
+class _Plan:
+    """What is sent for one call: the caller's body when a route speaks the caller's format,
+    a translation through the canonical request otherwise (decoded once, on first need)."""
+
+    __slots__ = ("_canonical", "alias", "call", "framing", "losses", "wire")
+
+    def __init__(self, call: Call, alias: str) -> None:
+        self.call = call
+        self.alias = alias
+        self._canonical: Translated[Request] | None = None
+        self.wire = call.surface
+        self.framing = Framing.SSE
+        self.losses: list[Loss] = []
+
+    @property
+    def caller_wants_usage(self) -> bool:
+        options = self.call.body.get("stream_options")
+        return isinstance(options, dict) and bool(options.get("include_usage"))
+
+    def body_for(self, wire: Wire, model: str) -> tuple[dict[str, Any], list[Loss]]:
+        call = self.call
+        if wire is call.surface:
+            return dict(call.body), []
+        if self._canonical is None:
+            self._canonical = codec(call.surface).decode_request(call.body, self.alias, call.stream)
+        request = replace(self._canonical.value, model=model, stream=call.stream)
+        encoded = codec(wire).encode_request(request)
+        body = dict(encoded.value)
+        if call.stream and wire is not Wire.GEMINI:
+            body["stream"] = True
+        return body, [*self._canonical.losses, *encoded.losses]
+
+    def sent(self, wire: Wire, framing: Framing, losses: list[Loss]) -> None:
+        self.wire = wire
+        self.framing = framing
+        self.losses = list(losses)
+
+
+def _count_reply(plan: _Plan, answer: Any, raw: bytes) -> bytes:
+    """A token count in the caller's format (Anthropic ``input_tokens``, Gemini
+    ``totalTokens``), from the upstream's."""
+    if plan.wire is plan.call.surface:
+        return raw
+    count = 0
+    if isinstance(answer, dict):
+        for key in ("input_tokens", "totalTokens"):
+            value = answer.get(key)
+            if isinstance(value, int):
+                count = value
+    if plan.call.surface is Wire.GEMINI:
+        return orjson.dumps({"totalTokens": count})
+    return orjson.dumps({"input_tokens": count})
+
+
 AuditSink = Callable[[AuditRecord], None]
 
 
@@ -79,6 +153,7 @@ class Gateway:
         *,
         secrets: dict[str, str],
         key_cache: KeyCache | None = None,
+        vertex_tokens: VertexTokens | None = None,
     ) -> None:
         self.config = config
         self.keys = keys
@@ -88,12 +163,9 @@ class Gateway:
         self.transport = transport
         self.prices = prices
         self._audit = audit
-        self.providers: dict[str, OpenAIProvider] = {
-            name: build_provider(
-                name, provider, secrets.get(provider.api_key.env_name) if provider.api_key else None
-            )
-            for name, provider in config.providers.items()
-        }
+        self.providers: dict[str, Provider] = build_providers(
+            config, secrets, vertex_tokens=vertex_tokens
+        )
         self.router = Router(config, self.providers)
         self.steps: tuple[Step, ...] = (ModelAccess(config),)
 
@@ -144,44 +216,54 @@ class Gateway:
     def models_for(self, principal: Principal) -> list[str]:
         return self.config.models_for_project(principal.project)
 
-    # -- the OpenAI-family call ------------------------------------------------------------
+    # -- calls -------------------------------------------------------------------------------
 
-    async def openai_call(
-        self, ctx: RequestContext, body: dict[str, Any], endpoint: Endpoint
-    ) -> Reply:
-        """Serve a chat completion or embeddings request in OpenAI's format, passthrough."""
-        kind = ModelKind.CHAT if endpoint is Endpoint.CHAT else ModelKind.EMBEDDING
-        blocked = run_steps(self.steps, PipelineRequest(ctx, body, kind))
+    async def call(self, ctx: RequestContext, call: Call) -> Reply:
+        """Serve one call in the caller's wire format, whatever format each route speaks."""
+        kind = ModelKind.EMBEDDING if call.operation is Operation.EMBED else ModelKind.CHAT
+        blocked = run_steps(self.steps, PipelineRequest(ctx, call.body, kind))
         if blocked is not None:
             raise blocked.error
         assert ctx.model_alias is not None
         targets = self.router.targets(ctx.model_alias)
-        caller_wants_usage = bool(
-            isinstance(body.get("stream_options"), dict)
-            and body["stream_options"].get("include_usage")
-        )
+        plan = _Plan(call, ctx.model_alias)
 
         async def send(target: RouteTarget) -> UpstreamResponse:
-            upstream_body = dict(body)
-            upstream_body["model"] = target.model
-            if (
-                ctx.stream
-                and not caller_wants_usage
-                and target.provider.profile.accepts_stream_options
-            ):
-                options = dict(body.get("stream_options") or {})
-                options["include_usage"] = True
-                upstream_body["stream_options"] = options
-            config = target.provider.config
+            provider = target.provider
+            try:
+                wire = provider.wire_for(call.operation, target.model, call.surface)
+            except Unsupported as exc:
+                raise RouteSkipped(str(exc), code="route_unsupported") from None
+            body, losses = plan.body_for(wire, target.model)
+            try:
+                request = await provider.prepare(
+                    call.operation,
+                    wire,
+                    target.model,
+                    body,
+                    stream=call.stream,
+                    client_headers=call.client_headers,
+                )
+            except PasserelleError as exc:  # cloud credentials that cannot be obtained
+                raise RouteSkipped(str(exc), code="route_credentials") from None
+            plan.sent(wire, request.framing, losses)
+            config = provider.config
             return await self.transport.send(
-                "POST",
-                target.provider.url(endpoint, target.model),
-                headers=target.provider.headers(),
-                body=orjson.dumps(upstream_body),
+                request.method,
+                request.url,
+                headers=request.headers,
+                body=request.body,
                 timeouts=Timeouts(config.timeouts.connect, config.timeouts.read),
             )
 
-        outcome = await call_with_fallback(ctx, targets, send, rng=self.rng)
+        try:
+            outcome = await call_with_fallback(ctx, targets, send, rng=self.rng)
+        except UpstreamUnavailable:
+            if call.operation is Operation.COUNT_TOKENS and all(
+                a.error == "route_unsupported" for a in ctx.attempts
+            ):
+                return self._estimate_count(ctx, plan)
+            raise
         target, response = outcome.target, outcome.response
         ctx.provider = target.provider.name
         ctx.provider_model = target.model
@@ -189,13 +271,12 @@ class Gateway:
             "content-type": response.headers.get("content-type", "application/json"),
             "x-passerelle-route": target.provider.name,
         }
-        if ctx.stream and response.status < 300:
+        if plan.losses:
+            headers[DROPPED_HEADER] = dropped_header_value(plan.losses)
+        if call.stream and response.status < 300:
             ctx.status = response.status
-            return StreamReply(
-                response.status,
-                self._relay_stream(ctx, target, response, strip_usage=not caller_wants_usage),
-                headers,
-            )
+            headers["content-type"] = "text/event-stream"
+            return StreamReply(response.status, self._relay(ctx, target, response, plan), headers)
         try:
             raw = await response.read(MAX_UPSTREAM_BODY)
         except TransportError as exc:
@@ -205,106 +286,132 @@ class Gateway:
             ) from exc
         ctx.status = response.status
         ctx.first_byte_ms = ctx.elapsed_ms()
-        if response.status < 300:
-            self._settle_buffered(ctx, target, raw, body)
-        else:
+        if response.status >= 300:
             ctx.error_code = f"upstream_{response.status}"
+            if plan.wire is not call.surface:
+                raw = self._translate_error(plan, response.status, raw)
+                headers["content-type"] = "application/json"
+            return BufferedReply(response.status, raw, headers)
+        raw = self._settle_buffered(ctx, target, raw, plan)
+        if plan.wire is not call.surface:
+            headers["content-type"] = "application/json"
+            if plan.losses:
+                headers[DROPPED_HEADER] = dropped_header_value(plan.losses)
         return BufferedReply(response.status, raw, headers)
 
+    def _translate_error(self, plan: _Plan, status: int, raw: bytes) -> bytes:
+        info = codec(plan.wire).decode_error(status, _loads(raw))
+        return orjson.dumps(codec(plan.call.surface).encode_error(info))
+
+    def _estimate_count(self, ctx: RequestContext, plan: _Plan) -> BufferedReply:
+        """No route counts tokens for this model: estimate, and say so in a header."""
+        tokens = estimate_tokens(len(orjson.dumps(plan.call.body)))
+        ctx.status = 200
+        ctx.input_tokens = 0
+        body = (
+            {"totalTokens": tokens}
+            if plan.call.surface is Wire.GEMINI
+            else {"input_tokens": tokens}
+        )
+        return BufferedReply(
+            200,
+            orjson.dumps(body),
+            {"content-type": "application/json", "x-passerelle-estimated": "true"},
+        )
+
     def _settle_buffered(
-        self, ctx: RequestContext, target: RouteTarget, raw: bytes, request: dict[str, Any]
-    ) -> None:
-        try:
-            answer = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            answer = None
-        usage = answer.get("usage") if isinstance(answer, dict) else None
-        model = answer.get("model") if isinstance(answer, dict) else None
-        if isinstance(usage, dict):
-            settle(
-                ctx,
-                target,
-                usage_from_openai(usage),
-                self.prices,
-                reported=True,
-                response_model=model if isinstance(model, str) else None,
+        self, ctx: RequestContext, target: RouteTarget, raw: bytes, plan: _Plan
+    ) -> bytes:
+        """Charge the answer from the provider's own usage report, and return it in the
+        caller's format."""
+        answer = _loads(raw)
+        call = plan.call
+        if call.operation is Operation.COUNT_TOKENS:
+            return _count_reply(plan, answer, raw)
+        if call.operation is Operation.EMBED:
+            usage = answer.get("usage") if isinstance(answer, dict) else None
+            if isinstance(usage, dict):
+                settle(ctx, target, usage_from_openai(usage), self.prices, reported=True)
+            else:
+                estimate = TokenUsage(estimate_tokens(len(orjson.dumps(call.body))), 0)
+                settle(ctx, target, estimate, self.prices, reported=False)
+            return raw
+        if not isinstance(answer, dict):
+            ctx.status = 502
+            ctx.error_code = "upstream_invalid_json"
+            raise UpstreamError(
+                f"Provider '{target.provider.name}' answered with a body that is not JSON.",
+                code="upstream_invalid_json",
             )
-        else:
-            estimate = TokenUsage(
-                input_tokens=estimate_tokens(len(orjson.dumps(request))),
-                output_tokens=estimate_tokens(len(raw)),
-            )
-            settle(ctx, target, estimate, self.prices, reported=False)
+        decoded = codec(plan.wire).decode_response(answer)
+        response = decoded.value
+        settle(
+            ctx,
+            target,
+            response.usage,
+            self.prices,
+            reported=response.usage.total_tokens > 0,
+            response_model=response.model or None,
+        )
+        if plan.wire is call.surface:
+            return raw
+        plan.losses.extend(decoded.losses)
+        encoded = codec(call.surface).encode_response(replace(response, model=plan.alias))
+        plan.losses.extend(encoded.losses)
+        return orjson.dumps(encoded.value)
 
-    async def _relay_stream(
-        self,
-        ctx: RequestContext,
-        target: RouteTarget,
-        response: UpstreamResponse,
-        *,
-        strip_usage: bool,
+    async def _relay(
+        self, ctx: RequestContext, target: RouteTarget, response: UpstreamResponse, plan: _Plan
     ) -> AsyncIterator[bytes]:
-        """Relay SSE events one by one as they arrive, reading usage on the way.
+        """Relay a stream event by event: untouched when both sides speak the same format,
+        translated event by event otherwise; never buffered.
 
-        The terminating ``[DONE]`` is held back until the audit record is spooled, so a caller
+        The stream's last event is held back until the audit record is spooled, so a caller
         who saw the end of the stream can be sure the request is in the audit trail."""
-        decoder = SSEDecoder()
-        usage: TokenUsage | None = None
-        response_model: str | None = None
-        relayed_chars = 0
-        done = False
+        relay = StreamRelay(
+            plan.wire,
+            plan.call.surface,
+            plan.framing,
+            plan.alias,
+            caller_wants_usage=plan.caller_wants_usage,
+        )
         try:
             async for chunk in response.iter_chunks():
                 if ctx.first_byte_ms is None:
                     ctx.first_byte_ms = ctx.elapsed_ms()
-                for event in decoder.feed(chunk):
-                    data = event_data(event)
-                    if data == b"[DONE]":
-                        done = True
-                        continue
-                    if data is not None and b'"usage":{' in data.replace(b" ", b""):
-                        parsed = _loads(data)
-                        if isinstance(parsed, dict) and isinstance(parsed.get("usage"), dict):
-                            usage = usage_from_openai(parsed["usage"])
-                            model = parsed.get("model")
-                            response_model = model if isinstance(model, str) else None
-                            if strip_usage and parsed.get("choices") == []:
-                                continue
-                    relayed_chars += len(event)
-                    yield event + b"\n\n"
+                for out in relay.feed(chunk):
+                    if relay.complete and out is relay.last_chunk:
+                        self._settle_stream(ctx, target, relay)
+                        self.finish(ctx)
+                    yield out
         except TransportError as exc:
             ctx.status = 502
             ctx.error_code = f"upstream_stream_{exc.kind}"
-        else:
-            if not done:
-                ctx.status = 502
-                ctx.error_code = "upstream_stream_incomplete"
+        except RelayError as exc:
+            ctx.status = 502
+            ctx.error_code = exc.code
         finally:
             # Runs on normal end, upstream failure and caller disconnect alike.
-            if usage is None:
-                usage = TokenUsage(input_tokens=0, output_tokens=estimate_tokens(relayed_chars))
-            settle(
-                ctx,
-                target,
-                usage,
-                self.prices,
-                reported=ctx.status == 200 and done,
-                response_model=response_model,
-            )
-        if ctx.error_code is not None:
-            error = {
-                "error": {
-                    "message": "The provider's stream ended before it was complete.",
-                    "type": "upstream_error",
-                    "param": None,
-                    "code": ctx.error_code,
-                }
-            }
-            self.finish(ctx)
-            yield b"data: " + orjson.dumps(error) + b"\n\n"
+            self._settle_stream(ctx, target, relay)
+        if ctx.notes.get("_finished"):
             return
+        if not relay.complete and ctx.error_code is None:
+            ctx.status = 502
+            ctx.error_code = "upstream_stream_incomplete"
+        tail = relay.close(ctx.error_code)
         self.finish(ctx)
-        yield b"data: [DONE]\n\n"
+        for out in tail:
+            yield out
+
+    def _settle_stream(self, ctx: RequestContext, target: RouteTarget, relay: StreamRelay) -> None:
+        if ctx.notes.get("_settled"):
+            return
+        ctx.notes["_settled"] = True
+        usage: TokenUsage | Usage | None = relay.usage
+        reported = usage is not None and relay.complete
+        if usage is None:
+            usage = TokenUsage(input_tokens=0, output_tokens=estimate_tokens(relay.relayed_chars))
+        settle(ctx, target, usage, self.prices, reported=reported, response_model=relay.model)
 
     # -- bookkeeping -----------------------------------------------------------------------
 

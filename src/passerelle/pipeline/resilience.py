@@ -40,6 +40,19 @@ RETRYABLE_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504})
 NEXT_ROUTE_STATUS = frozenset({401, 403, 404})
 
 SendFn = Callable[[RouteTarget], Awaitable[UpstreamResponse]]
+
+
+class RouteSkipped(Exception):
+    """Raised by a send function when a route cannot take this call at all (the provider does
+    not serve the operation, its cloud credentials cannot be obtained): the next route is
+    tried at once, without retrying. The message names the reason and never a secret."""
+
+    def __init__(self, reason: str, *, code: str = "route_skipped") -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.code = code
+
+
 SleepFn = Callable[[float], Awaitable[None]]
 
 
@@ -85,6 +98,13 @@ async def call_with_fallback(
             started = time.perf_counter()
             try:
                 response = await send(target)
+            except RouteSkipped as skipped:
+                ctx.attempts.append(_attempt(target, None, skipped.code, started))
+                last_error = UpstreamUnavailable(
+                    f"Route '{target.provider.name}' skipped: {skipped.reason}.",
+                    code=skipped.code,
+                )
+                break
             except TransportError as exc:
                 ctx.attempts.append(_attempt(target, None, exc.kind, started))
                 if isinstance(exc, ReadTimeout):

@@ -6,14 +6,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from passerelle.config import Config
-from passerelle.providers.openai import OpenAIProvider
+from passerelle.providers.base import Provider
 
 
 @dataclass(frozen=True, slots=True)
 class RouteTarget:
     """One destination for one request: a provider and the model id to ask it for."""
 
-    provider: OpenAIProvider
+    provider: Provider
     model: str
     pricing_model: str | None
 
@@ -21,7 +21,7 @@ class RouteTarget:
 class Router:
     """Resolves aliases to targets; built once per configuration."""
 
-    def __init__(self, config: Config, providers: Mapping[str, OpenAIProvider]) -> None:
+    def __init__(self, config: Config, providers: Mapping[str, Provider]) -> None:
         self._routes: dict[str, tuple[RouteTarget, ...]] = {
             alias: tuple(
                 RouteTarget(

@@ -1,22 +1,21 @@
 """OpenAI-family providers: OpenAI, Azure OpenAI, Mistral and any OpenAI-compatible server.
 
-They share OpenAI's wire format; what differs is the endpoint, the auth header and a few model
+They share OpenAI's wire formats; what differs is the endpoint, the auth header and a few model
 quirks (a :class:`Profile`). Same format in and out is passthrough: the body goes upstream as
 the caller sent it, with only the model name replaced.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from enum import StrEnum
+from typing import Any
 from urllib.parse import quote
 
+import orjson
+
 from passerelle.config.schema import ProviderConfig, ProviderKind
-
-
-class Endpoint(StrEnum):
-    CHAT = "chat/completions"
-    EMBEDDINGS = "embeddings"
+from passerelle.providers.base import Operation, Unsupported, UpstreamRequest, Wire
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,46 +25,90 @@ class Profile:
     # Whether the server accepts ``stream_options: {include_usage: true}``. Mistral reports
     # usage on the last chunk by itself and rejects unknown stream options.
     accepts_stream_options: bool = True
+    # Whether the server has the Responses API (Codex's format). Others get Chat Completions,
+    # translated.
+    responses_api: bool = False
 
 
 PROFILES: dict[ProviderKind, Profile] = {
-    ProviderKind.OPENAI: Profile(),
-    ProviderKind.AZURE_OPENAI: Profile(),
+    ProviderKind.OPENAI: Profile(responses_api=True),
+    ProviderKind.AZURE_OPENAI: Profile(responses_api=True),
     ProviderKind.OPENAI_COMPATIBLE: Profile(),
     ProviderKind.MISTRAL: Profile(accepts_stream_options=False),
 }
 
+_PATHS = {
+    Wire.OPENAI_CHAT: "chat/completions",
+    Wire.OPENAI_RESPONSES: "responses",
+    Wire.OPENAI_EMBEDDINGS: "embeddings",
+}
 
-@dataclass(frozen=True, slots=True)
+
 class OpenAIProvider:
     """Endpoint and auth for one configured OpenAI-family provider."""
 
-    name: str
-    config: ProviderConfig
-    api_key: str | None
-    profile: Profile
+    def __init__(self, name: str, config: ProviderConfig, api_key: str | None) -> None:
+        self.name = name
+        self.config = config
+        self.api_key = api_key
+        self.profile = PROFILES[config.kind]
+        headers = {"content-type": "application/json", **config.headers}
+        if api_key:
+            if config.kind is ProviderKind.AZURE_OPENAI:
+                headers["api-key"] = api_key
+            else:
+                headers["authorization"] = f"Bearer {api_key}"
+        self._headers = headers
 
-    def url(self, endpoint: Endpoint, model: str) -> str:
-        base = self.config.base_url.rstrip("/")
+    def wire_for(self, operation: Operation, model: str, preferred: Wire) -> Wire:
+        if operation is Operation.EMBED:
+            return Wire.OPENAI_EMBEDDINGS
+        if operation is Operation.COUNT_TOKENS:
+            raise Unsupported(f"provider '{self.name}' has no token counting endpoint")
+        if preferred is Wire.OPENAI_RESPONSES and self.profile.responses_api:
+            return Wire.OPENAI_RESPONSES
+        return Wire.OPENAI_CHAT
+
+    def url(self, wire: Wire, model: str) -> str:
+        base = self.config.url
+        path = _PATHS[wire]
         if self.config.kind is ProviderKind.AZURE_OPENAI:
             if self.config.api_version:
-                deployment = quote(model, safe="")
                 version = quote(self.config.api_version, safe="")
-                return (
-                    f"{base}/openai/deployments/{deployment}/{endpoint.value}?api-version={version}"
-                )
-            return f"{base}/openai/v1/{endpoint.value}"
-        return f"{base}/{endpoint.value}"
+                if wire is Wire.OPENAI_RESPONSES:  # deployment named in the body
+                    return f"{base}/openai/responses?api-version={version}"
+                deployment = quote(model, safe="")
+                return f"{base}/openai/deployments/{deployment}/{path}?api-version={version}"
+            return f"{base}/openai/v1/{path}"
+        return f"{base}/{path}"
 
     def headers(self) -> dict[str, str]:
-        headers = {"content-type": "application/json", **self.config.headers}
-        if self.api_key:
-            if self.config.kind is ProviderKind.AZURE_OPENAI:
-                headers["api-key"] = self.api_key
-            else:
-                headers["authorization"] = f"Bearer {self.api_key}"
-        return headers
+        return dict(self._headers)
+
+    async def prepare(
+        self,
+        operation: Operation,
+        wire: Wire,
+        model: str,
+        body: dict[str, Any],
+        *,
+        stream: bool,
+        client_headers: Mapping[str, str],
+    ) -> UpstreamRequest:
+        body["model"] = model
+        if stream and wire is Wire.OPENAI_CHAT and self.profile.accepts_stream_options:
+            # Ask for usage so that streams are charged from the provider's own count; the relay
+            # hides the extra chunk from a caller who did not ask for it.
+            options = body.get("stream_options")
+            body["stream_options"] = {
+                **(options if isinstance(options, dict) else {}),
+                "include_usage": True,
+            }
+        return UpstreamRequest("POST", self.url(wire, model), self.headers(), orjson.dumps(body))
+
+    async def close(self) -> None:
+        return None
 
 
-def build_provider(name: str, config: ProviderConfig, api_key: str | None) -> OpenAIProvider:
-    return OpenAIProvider(name=name, config=config, api_key=api_key, profile=PROFILES[config.kind])
+def build_openai(name: str, config: ProviderConfig, api_key: str | None) -> OpenAIProvider:
+    return OpenAIProvider(name, config, api_key)

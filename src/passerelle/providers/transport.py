@@ -135,7 +135,7 @@ class Transport:
             self._timeouts[timeouts] = timeout
         parsed = self._urls.get(url)
         if parsed is None:
-            parsed = URL(url)
+            parsed = URL(url, encoded=True)  # sent exactly as built (and as signed)
             if len(self._urls) < 1024:  # bounded: model names can be part of a URL
                 self._urls[url] = parsed
         try:

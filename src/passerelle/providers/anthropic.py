@@ -1,0 +1,252 @@
+"""Anthropic's Messages API, directly or through Bedrock and Vertex AI.
+
+The three hosts take the same Messages body with small differences, applied in :meth:`prepare`:
+
+- **Anthropic**: the model in the body; ``x-api-key``; ``anthropic-version`` and
+  ``anthropic-beta`` headers (the caller's own when it sent them, so Claude Code's beta
+  features keep working).
+- **Bedrock** (``InvokeModel``): the model in the URL, ``anthropic_version`` in the body
+  (``bedrock-2023-05-31``), beta flags in the body's ``anthropic_beta``, no ``stream`` field (the
+  URL says it), SigV4; the stream comes back as AWS event-stream frames wrapping each event.
+- **Vertex AI** (``rawPredict``): the model in the URL, ``anthropic_version`` in the body
+  (``vertex-2023-10-16``), beta flags as a header, an OAuth bearer token.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import quote
+
+import orjson
+
+from passerelle.config.schema import ProviderConfig
+from passerelle.errors import PasserelleError
+from passerelle.providers.aws_sigv4 import (
+    AwsCredentials,
+    CredentialsError,
+    resolve_credentials,
+    sign_request,
+)
+from passerelle.providers.base import Framing, Operation, Unsupported, UpstreamRequest, Wire
+
+DEFAULT_VERSION = "2023-06-01"
+BEDROCK_VERSION = "bedrock-2023-05-31"
+VERTEX_VERSION = "vertex-2023-10-16"
+# What count_tokens accepts: a body translated from another format may carry generation
+# settings that the endpoint refuses.
+_COUNT_FIELDS = frozenset(
+    {"model", "messages", "system", "tools", "tool_choice", "thinking", "mcp_servers"}
+)
+
+
+class CloudCredentialsError(PasserelleError):
+    """A cloud provider's credentials cannot be obtained; the message says which and why."""
+
+
+def _betas(client_headers: Mapping[str, str]) -> list[str]:
+    value = client_headers.get("anthropic-beta", "")
+    return [beta.strip() for beta in value.split(",") if beta.strip()]
+
+
+def _messages_body(operation: Operation, body: dict[str, Any]) -> dict[str, Any]:
+    if operation is Operation.COUNT_TOKENS:
+        return {k: v for k, v in body.items() if k in _COUNT_FIELDS}
+    return body
+
+
+class AnthropicProvider:
+    """Anthropic's own API."""
+
+    def __init__(self, name: str, config: ProviderConfig, api_key: str | None) -> None:
+        self.name = name
+        self.config = config
+        self._api_key = api_key
+
+    def wire_for(self, operation: Operation, model: str, preferred: Wire) -> Wire:
+        if operation is Operation.EMBED:
+            raise Unsupported(f"provider '{self.name}' (Anthropic) has no embeddings")
+        return Wire.ANTHROPIC
+
+    async def prepare(
+        self,
+        operation: Operation,
+        wire: Wire,
+        model: str,
+        body: dict[str, Any],
+        *,
+        stream: bool,
+        client_headers: Mapping[str, str],
+    ) -> UpstreamRequest:
+        body = _messages_body(operation, body)
+        body["model"] = model
+        headers = {
+            "content-type": "application/json",
+            **self.config.headers,
+            "anthropic-version": client_headers.get("anthropic-version")
+            or self.config.api_version
+            or DEFAULT_VERSION,
+        }
+        betas = _betas(client_headers)
+        if betas:
+            headers["anthropic-beta"] = ",".join(betas)
+        if self._api_key:
+            headers["x-api-key"] = self._api_key
+        path = (
+            "/v1/messages/count_tokens" if operation is Operation.COUNT_TOKENS else "/v1/messages"
+        )
+        return UpstreamRequest("POST", self.config.url + path, headers, orjson.dumps(body))
+
+    async def close(self) -> None:
+        return None
+
+
+class BedrockCredentials:
+    """The standard AWS chain, read again every few minutes so that rotated temporary
+    credentials (a refreshed shared file, new environment) are picked up without a restart."""
+
+    def __init__(
+        self,
+        profile: str | None,
+        *,
+        resolve: Callable[[str | None], AwsCredentials] | None = None,
+        max_age_s: float = 300.0,
+    ) -> None:
+        self._profile = profile
+        self._resolve = resolve or (lambda p: resolve_credentials(profile=p))
+        self._max_age_s = max_age_s
+        self._cached: tuple[AwsCredentials, float] | None = None
+
+    def get(self) -> AwsCredentials:
+        now = time.monotonic()
+        if self._cached is None or now - self._cached[1] > self._max_age_s:
+            try:
+                self._cached = (self._resolve(self._profile), now)
+            except CredentialsError as exc:
+                raise CloudCredentialsError(f"AWS credentials: {exc}") from None
+        return self._cached[0]
+
+
+class BedrockProvider:
+    """Amazon Bedrock. Anthropic models through InvokeModel with the Anthropic body; other model
+    families (Converse) are not served yet, so their routes are skipped with a clear reason."""
+
+    def __init__(
+        self,
+        name: str,
+        config: ProviderConfig,
+        credentials: BedrockCredentials | None = None,
+        *,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.name = name
+        self.config = config
+        self._credentials = credentials or BedrockCredentials(config.aws_profile)
+        self._clock = clock
+
+    @staticmethod
+    def is_anthropic(model: str) -> bool:
+        return "anthropic." in model or model.startswith("claude")
+
+    def wire_for(self, operation: Operation, model: str, preferred: Wire) -> Wire:
+        if not self.is_anthropic(model):
+            raise Unsupported(
+                f"provider '{self.name}' (Bedrock) serves Anthropic models only for now; "
+                f"'{model}' needs the Converse API"
+            )
+        if operation is not Operation.GENERATE:
+            raise Unsupported(f"provider '{self.name}' (Bedrock) does not count tokens")
+        return Wire.ANTHROPIC
+
+    async def prepare(
+        self,
+        operation: Operation,
+        wire: Wire,
+        model: str,
+        body: dict[str, Any],
+        *,
+        stream: bool,
+        client_headers: Mapping[str, str],
+    ) -> UpstreamRequest:
+        body.pop("model", None)
+        body.pop("stream", None)
+        body["anthropic_version"] = BEDROCK_VERSION
+        betas = _betas(client_headers)
+        if betas:
+            body["anthropic_beta"] = betas
+        action = "invoke-with-response-stream" if stream else "invoke"
+        url = f"{self.config.url}/model/{quote(model, safe='')}/{action}"
+        payload = orjson.dumps(body)
+        headers = {
+            "content-type": "application/json",
+            "accept": "application/vnd.amazon.eventstream" if stream else "application/json",
+            **self.config.headers,
+        }
+        # Reading the shared files is disk I/O: off the event loop.
+        credentials = await asyncio.to_thread(self._credentials.get)
+        signed = sign_request(
+            "POST",
+            url,
+            headers,
+            payload,
+            credentials,
+            region=self.config.aws_region or "",
+            service="bedrock",
+            now=self._clock(),
+        )
+        framing = Framing.AWS_EVENTSTREAM if stream else Framing.SSE
+        return UpstreamRequest("POST", url, {**headers, **signed.headers}, payload, framing)
+
+    async def close(self) -> None:
+        return None
+
+
+TokenSource = Callable[[], Awaitable[str]]
+
+
+def vertex_model_url(config: ProviderConfig, publisher: str, model: str, method: str) -> str:
+    return (
+        f"{config.url}/v1/projects/{quote(config.gcp_project or '', safe='')}"
+        f"/locations/{quote(config.gcp_location or '', safe='')}"
+        f"/publishers/{publisher}/models/{quote(model, safe='')}:{method}"
+    )
+
+
+class VertexAnthropic:
+    """Claude on Vertex AI; used by :class:`passerelle.providers.google.VertexProvider`."""
+
+    def __init__(self, config: ProviderConfig, token: TokenSource) -> None:
+        self.config = config
+        self._token = token
+
+    async def prepare(
+        self,
+        operation: Operation,
+        model: str,
+        body: dict[str, Any],
+        *,
+        stream: bool,
+        client_headers: Mapping[str, str],
+    ) -> UpstreamRequest:
+        body = _messages_body(operation, body)
+        if operation is Operation.COUNT_TOKENS:
+            body["model"] = model  # count-tokens names the model in the body
+            url = vertex_model_url(self.config, "anthropic", "count-tokens", "rawPredict")
+        else:
+            body.pop("model", None)
+            url = vertex_model_url(
+                self.config, "anthropic", model, "streamRawPredict" if stream else "rawPredict"
+            )
+        body["anthropic_version"] = VERTEX_VERSION
+        headers = {
+            "content-type": "application/json",
+            **self.config.headers,
+            "authorization": f"Bearer {await self._token()}",
+        }
+        betas = _betas(client_headers)
+        if betas:
+            headers["anthropic-beta"] = ",".join(betas)
+        return UpstreamRequest("POST", url, headers, orjson.dumps(body))
