@@ -12,6 +12,8 @@ Streams are kept as text (``.sse``) or, for AWS event streams, as the decoded me
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote
@@ -265,3 +267,70 @@ def test_bedrock_golden(bedrock_http: httpx.Client) -> None:
     check_golden("bedrock/converse_image.json", post("converse", {"messages": with_image}).json())
     invalid = post("invoke", {**invoke_body, "model": "anthropic.claude-sonnet-4-6-v1:0"})
     check_golden("bedrock/error.json", error_record(invalid, "x-amzn-errortype"))
+
+
+# -- OpenAI Responses ------------------------------------------------------------------------
+
+OPENAI_HEADERS = {"authorization": "Bearer k"}
+RESPONSES_TOOL: Any = {
+    "type": "function",
+    "name": "get_ticket",
+    "description": "Fetch a ticket",
+    "parameters": {**TICKET_SCHEMA, "additionalProperties": False},
+    "strict": True,
+}
+# Responses ids and timestamps, on top of what ``_support.normalize`` replaces.
+_RESPONSES_VOLATILE = [
+    (re.compile(r"\b(resp|msg|fc|rs|call)_fake[0-9a-f]+"), r"\1_fake<id>"),
+    (re.compile(r'("(?:created_at|completed_at)": ?)[0-9]+'), r"\g<1>0"),
+]
+
+
+def responses_stable(value: Any) -> Any:
+    """A Responses body (decoded JSON) or stream (text) with its ids and timestamps fixed."""
+    text = value if isinstance(value, str) else json.dumps(value)
+    for pattern, replacement in _RESPONSES_VOLATILE:
+        text = pattern.sub(replacement, text)
+    return text if isinstance(value, str) else json.loads(text)
+
+
+@pytest.fixture(scope="module")
+def openai_http() -> Iterator[httpx.Client]:
+    with (
+        serve_in_thread("openai") as url,
+        httpx.Client(base_url=url, headers=OPENAI_HEADERS) as client,
+    ):
+        yield client
+
+
+def test_openai_responses_golden(openai_http: httpx.Client) -> None:
+    http = openai_http
+
+    def create(**body: Any) -> httpx.Response:
+        return http.post("/v1/responses", json={"model": "gpt-5", **body})
+
+    def check(name: str, value: Any) -> None:
+        check_golden(f"openai/{name}", responses_stable(value))
+
+    check("responses_plain.json", create(input=PROMPT).json())
+    check("responses_stream.sse", create(input=PROMPT, stream=True).text)
+    tool_call = create(input=PROMPT, tools=[RESPONSES_TOOL]).json()
+    check("responses_tool_call.json", tool_call)
+    call = tool_call["output"][-1]
+    history = [
+        {"role": "user", "content": [{"type": "input_text", "text": PROMPT}]},
+        call,
+        {"type": "function_call_output", "call_id": call["call_id"], "output": "Login page broken"},
+    ]
+    check("responses_tool_result.json", create(input=history, tools=[RESPONSES_TOOL]).json())
+    codex_like = create(
+        input=PROMPT,
+        tools=[RESPONSES_TOOL],
+        reasoning={"effort": "medium", "summary": "auto"},
+        include=["reasoning.encrypted_content"],
+        store=False,
+        stream=True,
+    )
+    check("responses_stream_reasoning_tool.sse", codex_like.text)
+    chat_style = [{"role": "user", "content": [{"type": "text", "text": PROMPT}]}]
+    check("responses_error.json", error_record(create(input=chat_style)))

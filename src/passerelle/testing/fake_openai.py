@@ -7,9 +7,12 @@ It is labelled fake everywhere a client could look: ``model`` is ``fake-<request
 test can assert what went through the gateway.
 
 Surfaces: ``POST /v1/chat/completions`` (plain, streamed, tools, structured outputs),
-``POST /v1/embeddings``, ``GET /v1/models[/{id}]``, the same under Azure's ``/openai/v1/...`` and
-``/openai/deployments/{deployment}/...?api-version=...`` paths (which also accept an ``api-key``
-header), and the ``/_fake/`` control API for faults and the request log (see ``_fake_common``).
+``POST /v1/responses`` (the Responses API as Codex CLI speaks it: items, function calls, reasoning
+with summaries and encrypted content, ``event:`` streams; see ``_openai_responses``),
+``POST /v1/embeddings``, ``GET /v1/models[/{id}]``, the same under Azure's ``/openai/v1/...``,
+``/openai/deployments/{deployment}/...?api-version=...`` and ``/openai/responses?api-version=...``
+paths (which also accept an ``api-key`` header), and the ``/_fake/`` control API for faults and
+the request log (see ``_fake_common``).
 
 Benchmarks measure the gateway against this server, so the hot path stays cheap: no validation
 library, orjson only, and nothing per request that can be computed once in ``create_app``.
@@ -34,6 +37,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import Receive
 
+from passerelle.testing import _openai_responses as responses_api
 from passerelle.testing._fake_common import (
     SSE_DONE,
     Abort,
@@ -83,13 +87,14 @@ class FakeSettings:
     """How the fake behaves; faults are queued at run time through the control API instead."""
 
     api_key: str | None = None  # when set, callers must present exactly this key
-    latency_ms: float = 0  # before every chat or embeddings answer
+    latency_ms: float = 0  # before every chat, responses or embeddings answer
     chunk_delay_ms: float = 0  # between two stream events
     reply_words: int | None = None  # pad replies to this many words (benchmarks)
     words_per_chunk: int = 3
     embedding_dimensions: int = 8  # unless the request asks for ``dimensions``
     models: tuple[str, ...] = ("gpt-4o", "gpt-4o-mini", "text-embedding-3-small")
     request_log_size: int = 200
+    stored_responses: int = 100  # Responses API answers kept for ``previous_response_id``
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +130,9 @@ def create_app(settings: FakeSettings) -> Starlette:
         Route("/v1/chat/completions", chat, methods=post),
         Route("/openai/v1/chat/completions", chat, methods=post),
         Route("/openai/deployments/{deployment}/chat/completions", chat, methods=post),
+        Route("/v1/responses", fake.responses, methods=post),
+        Route("/openai/v1/responses", fake.responses, methods=post),
+        Route("/openai/responses", fake.responses, methods=post),
         Route("/v1/embeddings", embed, methods=post),
         Route("/openai/v1/embeddings", embed, methods=post),
         Route("/openai/deployments/{deployment}/embeddings", embed, methods=post),
@@ -222,6 +230,7 @@ class _FakeOpenAI:
             for name in settings.models
         }
         self._model_list = orjson.dumps({"object": "list", "data": list(self._models.values())})
+        self._stored = responses_api.ResponseStore(settings.stored_responses)
 
     # -- admission: log, auth, faults ---------------------------------------------------------
 
@@ -234,7 +243,9 @@ class _FakeOpenAI:
         self.control.log.record(request, raw.decode("utf-8", "replace") if body is None else body)
         self._authenticate(request)
         deployment = request.path_params.get("deployment")
-        if deployment is not None and "api-version" not in request.query_params:
+        # Azure's dated paths (all but /openai/v1/...) need the api-version query parameter.
+        dated = not request.scope["path"].startswith(("/v1/", "/openai/v1/"))
+        if dated and "api-version" not in request.query_params:
             raise _error(404, "Resource not found: the api-version query parameter is missing.")
         requested = deployment or (body.get("model") if isinstance(body, dict) else None)
         model = requested if isinstance(requested, str) else None
@@ -480,6 +491,48 @@ class _FakeOpenAI:
             yield chunk(index, {}, answer.finish_reason)
         if usage is not None:
             yield {**head, "choices": [], "usage": usage}
+
+    # -- responses -----------------------------------------------------------------------------
+
+    async def responses(self, request: Request) -> Response:
+        try:
+            call = await self._admit(request)
+            return self._responses(call)
+        except Abort as abort:
+            return abort.response
+
+    def _responses(self, call: _Call) -> Response:
+        try:
+            parsed = responses_api.parse_request(call.body, self._stored)
+        except responses_api.InvalidRequest as invalid:
+            raise _error(
+                invalid.status, invalid.message, param=invalid.param, code=invalid.code
+            ) from None
+        reply = responses_api.answer(parsed, self.settings.reply_words)
+        response_id = responses_api.new_id("resp_")
+        model, now = f"fake-{call.model}", int(time.time())
+        if parsed.store:
+            self._stored.save(response_id, parsed.conversation, reply.output)
+        if call.body.get("stream") is True:
+            events = responses_api.stream_events(
+                parsed,
+                reply,
+                response_id,
+                model,
+                now,
+                words_per_chunk=self.settings.words_per_chunk,
+            )
+            body = stream_events(
+                (responses_api.sse(name, data) for name, data in events),
+                call.receive,
+                delay=self._chunk_delay,
+                cut_after=call.cut_after,
+                done=b"",  # a Responses stream ends with response.completed, not [DONE]
+            )
+            return StreamingResponse(body, headers=_headers(), media_type="text/event-stream")
+        return self._respond(
+            call, responses_api.response_object(parsed, response_id, model, now, reply, now)
+        )
 
     # -- embeddings ----------------------------------------------------------------------------
 
