@@ -375,6 +375,7 @@ class Gateway:
             plan.alias,
             caller_wants_usage=plan.caller_wants_usage,
         )
+        tail: list[bytes] = []
         try:
             async for chunk in response.iter_chunks():
                 if ctx.first_byte_ms is None:
@@ -384,6 +385,8 @@ class Gateway:
                         self._settle_stream(ctx, target, relay)
                         self.finish(ctx)
                     yield out
+            if not ctx.notes.get("_finished"):
+                tail = relay.end()
         except TransportError as exc:
             ctx.status = 502
             ctx.error_code = f"upstream_stream_{exc.kind}"
@@ -398,7 +401,7 @@ class Gateway:
         if not relay.complete and ctx.error_code is None:
             ctx.status = 502
             ctx.error_code = "upstream_stream_incomplete"
-        tail = relay.close(ctx.error_code)
+        tail.extend(relay.close(ctx.error_code))
         self.finish(ctx)
         for out in tail:
             yield out

@@ -217,14 +217,17 @@ class StreamRelay:
 
     # -- the end ---------------------------------------------------------------------------
 
+    def end(self) -> list[bytes]:
+        """The upstream's body ended normally: what its decoder still holds (a Gemini stream,
+        say, just stops; its decoder then closes the message). May set ``complete``."""
+        return self._finish_decoder()
+
     def close(self, error_code: str | None) -> list[bytes]:
-        """What to send after the upstream's body ended: the translation's last events, and an
-        error event in the caller's format when the stream failed."""
+        """The last events for the caller: an error event in the caller's format when the
+        stream failed, and whatever the translation must still say to end its stream."""
         out: list[bytes] = []
         if self._decoder is not None and self._encoder is not None:
-            if error_code is None:
-                out.extend(self._finish_decoder())
-            else:
+            if error_code is not None:
                 out.extend(self._encode(StreamError(_stream_error(error_code))))
             out.extend(wire.encode() for wire in self._encoder.finish())
             return out
