@@ -352,3 +352,60 @@ def test_errors_in_each_surfaces_own_shape(fleet: Fleet) -> None:
         f"{fleet.url}/v1/messages", headers={"x-api-key": "psk-wrong-key-000000000000"}, json={}
     )
     assert bad_key.status_code == 401 and bad_key.json()["error"]["type"] == "authentication_error"
+
+
+# -- OpenAI Responses surface -----------------------------------------------------------------
+
+
+def test_responses_passthrough_to_openai(fleet: Fleet) -> None:
+    client = fleet.oai()
+    response = client.responses.create(
+        model="gpt",
+        input="Bonjour",
+        store=False,
+        extra_body={"prompt_cache_key": "session-1"},
+    )
+    assert response.output_text
+    with client.responses.stream(model="gpt", input="Salut", store=False) as stream:
+        final = stream.get_final_response()
+    assert final.output_text and final.usage is not None and final.usage.output_tokens > 0
+    sent = fleet.openai.requests()
+    assert [r["path"] for r in sent] == ["/v1/responses", "/v1/responses"]
+    assert sent[0]["body"]["prompt_cache_key"] == "session-1"
+    assert sent[0]["body"]["model"] == "gpt-4o-mini"
+
+
+def test_responses_client_served_by_claude_translated(fleet: Fleet) -> None:
+    client = fleet.oai()
+    tool = {
+        "type": "function",
+        "name": "get_weather",
+        "description": "Weather in a city",
+        "parameters": WEATHER_TOOL_ANTHROPIC["input_schema"],
+    }
+    with client.responses.stream(
+        model="claude-sonnet",
+        input="Weather in Lyon?",
+        tools=[tool],  # type: ignore[list-item]
+    ) as stream:
+        final = stream.get_final_response()
+    calls = [item for item in final.output if item.type == "function_call"]
+    assert calls and calls[0].name == "get_weather"
+    answer = client.responses.create(
+        model="claude-sonnet",
+        tools=[tool],  # type: ignore[list-item]
+        input=[
+            {"role": "user", "content": "Weather in Lyon?"},
+            {
+                "type": "function_call",
+                "call_id": calls[0].call_id,
+                "name": "get_weather",
+                "arguments": calls[0].arguments,
+            },
+            {"type": "function_call_output", "call_id": calls[0].call_id, "output": "12 C"},
+        ],
+    )
+    assert answer.output_text
+    assert fleet.anthropic.requests()[-1]["body"]["messages"][-1]["content"][0]["type"] == (
+        "tool_result"
+    )
