@@ -16,6 +16,9 @@ $(STAMP): requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --require-hashes -r requirements.lock
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	# Bytecode for our own sources too (pip compiles only what it installs), so that start-up
+	# does not compile them even where the environment forbids writing bytecode at run time.
+	$(BIN)/python -m compileall -q src/passerelle
 	touch $(STAMP)
 
 demo: install

@@ -24,3 +24,9 @@ def test_migrations_reach_head_and_match_the_tables(db: Database) -> None:
 def test_migrating_twice_is_a_no_op(db: Database) -> None:
     db.migrate()
     assert current_revision(db) == head_revision()
+
+
+def test_head_revision_constant_names_the_newest_migration() -> None:
+    from passerelle.storage.migrate import HEAD_REVISION
+
+    assert head_revision() == HEAD_REVISION
