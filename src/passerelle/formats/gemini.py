@@ -156,6 +156,15 @@ def _fields(value: Mapping[str, Any]) -> dict[str, Any]:
 # -- requests: wire → canonical -----------------------------------------------------------------
 
 
+def standard_base64(data: str) -> str:
+    """Google's JSON carries bytes as base64 in either alphabet (its SDK writes the URL-safe
+    one, unpadded); the canonical model and every other vendor use the standard, padded one."""
+    if "-" in data or "_" in data:
+        data = data.replace("-", "+").replace("_", "/")
+    missing = -len(data) % 4
+    return data + "=" * missing if missing in (1, 2) else data
+
+
 def decode_request(
     body: Mapping[str, Any], *, model: str, stream: bool = False
 ) -> Translated[Request]:
@@ -274,7 +283,8 @@ def _decode_media(part: Mapping[str, Any], path: str, losses: LossLog) -> Result
     if "inlineData" in part:
         blob = _fields(obj(part["inlineData"], f"{path}.inlineData"))
         mime = string(req(blob, "mimeType", f"{path}.inlineData"), f"{path}.inlineData.mimeType")
-        media = Media(media_type=mime, data=string(req(blob, "data", f"{path}.inlineData"), "data"))
+        data = string(req(blob, "data", f"{path}.inlineData"), "data")
+        media = Media(media_type=mime, data=standard_base64(data))
     else:
         file = _fields(obj(part["fileData"], f"{path}.fileData"))
         uri = string(req(file, "fileUri", f"{path}.fileData"), f"{path}.fileData.fileUri")

@@ -288,6 +288,8 @@ class Gateway:
         ctx.first_byte_ms = ctx.elapsed_ms()
         if response.status >= 300:
             ctx.error_code = f"upstream_{response.status}"
+            raw = target.provider.error_body(plan.wire, response.status, response.headers, raw)
+            headers["content-type"] = "application/json"
             if plan.wire is not call.surface:
                 raw = self._translate_error(plan, response.status, raw)
                 headers["content-type"] = "application/json"

@@ -43,6 +43,47 @@ _COUNT_FIELDS = frozenset(
 )
 
 
+# Bedrock's exception names (x-amzn-ErrorType) as Anthropic error types.
+_BEDROCK_ERRORS = {
+    "ValidationException": "invalid_request_error",
+    "AccessDeniedException": "permission_error",
+    "UnrecognizedClientException": "authentication_error",
+    "ResourceNotFoundException": "not_found_error",
+    "ThrottlingException": "rate_limit_error",
+    "ServiceQuotaExceededException": "rate_limit_error",
+    "ModelTimeoutException": "timeout_error",
+    "ServiceUnavailableException": "overloaded_error",
+    "ModelNotReadyException": "overloaded_error",
+}
+_STATUS_ERRORS = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    413: "request_too_large",
+    429: "rate_limit_error",
+    529: "overloaded_error",
+}
+
+
+def anthropic_error(status: int, message: str, kind: str | None = None) -> bytes:
+    error_type = kind or _STATUS_ERRORS.get(status, "api_error")
+    return orjson.dumps({"type": "error", "error": {"type": error_type, "message": message}})
+
+
+def message_of(body: bytes) -> tuple[dict[str, Any] | None, str]:
+    try:
+        parsed = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None, "The provider answered with an error that is not JSON."
+    if not isinstance(parsed, dict):
+        return None, "The provider answered with an unexpected error."
+    inner = parsed.get("error")
+    source = inner if isinstance(inner, dict) else parsed
+    message = source.get("message")
+    return parsed, message if isinstance(message, str) and message else "The provider failed."
+
+
 class CloudCredentialsError(PasserelleError):
     """A cloud provider's credentials cannot be obtained; the message says which and why."""
 
@@ -99,6 +140,9 @@ class AnthropicProvider:
             "/v1/messages/count_tokens" if operation is Operation.COUNT_TOKENS else "/v1/messages"
         )
         return UpstreamRequest("POST", self.config.url + path, headers, orjson.dumps(body))
+
+    def error_body(self, wire: Wire, status: int, headers: Mapping[str, str], body: bytes) -> bytes:
+        return body
 
     async def close(self) -> None:
         return None
@@ -199,6 +243,14 @@ class BedrockProvider:
         )
         framing = Framing.AWS_EVENTSTREAM if stream else Framing.SSE
         return UpstreamRequest("POST", url, {**headers, **signed.headers}, payload, framing)
+
+    def error_body(self, wire: Wire, status: int, headers: Mapping[str, str], body: bytes) -> bytes:
+        """Bedrock answers ``{"message": ...}`` and names the exception in a header."""
+        parsed, message = message_of(body)
+        if parsed is not None and parsed.get("type") == "error":
+            return body  # already Anthropic's shape (an error from the model itself)
+        exception = headers.get("x-amzn-errortype", "").split(":", 1)[0]
+        return anthropic_error(status, message, _BEDROCK_ERRORS.get(exception))
 
     async def close(self) -> None:
         return None

@@ -84,4 +84,10 @@ class Provider(Protocol):
         """The HTTP request for ``body`` (already in ``wire``). ``body`` may be changed."""
         ...
 
+    def error_body(self, wire: Wire, status: int, headers: Mapping[str, str], body: bytes) -> bytes:
+        """An upstream error body in ``wire``'s own error shape. A host that wraps a vendor's
+        API (Bedrock, Vertex) answers errors in its own shape; callers of that wire format
+        must get the format's shape, passthrough or not."""
+        ...
+
     async def close(self) -> None: ...

@@ -13,7 +13,13 @@ from urllib.parse import quote
 import orjson
 
 from passerelle.config.schema import ProviderConfig
-from passerelle.providers.anthropic import TokenSource, VertexAnthropic, vertex_model_url
+from passerelle.providers.anthropic import (
+    TokenSource,
+    VertexAnthropic,
+    anthropic_error,
+    message_of,
+    vertex_model_url,
+)
 from passerelle.providers.base import Operation, Unsupported, UpstreamRequest, Wire
 
 _METHODS = {
@@ -70,6 +76,9 @@ class GeminiProvider:
             headers["x-goog-api-key"] = self._api_key
         return UpstreamRequest("POST", url, headers, orjson.dumps(body))
 
+    def error_body(self, wire: Wire, status: int, headers: Mapping[str, str], body: bytes) -> bytes:
+        return body
+
     async def close(self) -> None:
         return None
 
@@ -119,6 +128,16 @@ class VertexProvider:
             "authorization": f"Bearer {await self._token()}",
         }
         return UpstreamRequest("POST", url, headers, orjson.dumps(body))
+
+    def error_body(self, wire: Wire, status: int, headers: Mapping[str, str], body: bytes) -> bytes:
+        """Vertex answers Google's error shape, also for Claude; Anthropic callers need
+        Anthropic's."""
+        if wire is not Wire.ANTHROPIC:
+            return body
+        parsed, message = message_of(body)
+        if parsed is not None and parsed.get("type") == "error":
+            return body
+        return anthropic_error(status, message)
 
     async def close(self) -> None:
         return None

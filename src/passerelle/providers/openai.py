@@ -106,6 +106,9 @@ class OpenAIProvider:
             }
         return UpstreamRequest("POST", self.url(wire, model), self.headers(), orjson.dumps(body))
 
+    def error_body(self, wire: Wire, status: int, headers: Mapping[str, str], body: bytes) -> bytes:
+        return body
+
     async def close(self) -> None:
         return None
 
