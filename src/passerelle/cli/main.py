@@ -70,6 +70,7 @@ def cli(ctx: click.Context, config_path: str) -> None:
       passerelle users add / keys create   give people access
       passerelle spend --group-by project  who spends what
       passerelle audit verify              prove the audit trail is intact
+      passerelle scan FILES                find secrets and personal data before they leave
     """
     ctx.obj = Context(config_path)
 
@@ -146,7 +147,7 @@ def config_check(file: Path) -> None:
         f"{len(cfg.file.teams)} teams"
     )
     refs = sorted(
-        {p.api_key.env_name for p in cfg.providers.values() if p.api_key is not None}
+        {ref.env_name for p in cfg.providers.values() for ref in p.secret_refs()}
         | ({cfg.file.audit.key.env_name} if cfg.file.audit.key else set())
     )
     unset = [name for name in refs if not os.environ.get(name)]
@@ -396,6 +397,118 @@ def spend(
             click.echo("  ".join(str(x).ljust(w) for x, w in zip(line, widths, strict=True)))
         if not table:
             click.echo("(no requests match)")
+
+
+# -- scan --------------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, type=click.Path(allow_dash=True))
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["human", "json"]),
+    default="human",
+    show_default=True,
+)
+@click.option(
+    "--fail-on",
+    default="secret,personal,client_term,injection",
+    show_default=True,
+    help="Comma-separated categories whose findings make the exit code 1.",
+)
+@click.option(
+    "--names", is_flag=True, help="Also look for person names (heuristic, off by default)."
+)
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary line.")
+@click.pass_context
+def scan(
+    ctx: click.Context, paths: tuple[str, ...], fmt: str, fail_on: str, names: bool, quiet: bool
+) -> None:
+    """Look for secrets, personal data, client terms and prompt injections in PATHS (files,
+    directories, or - for standard input, the default).
+
+    Reports the type and position of each finding, never its value. Client terms come from the
+    configuration only when one is given (-c or $PASSERELLE_CONFIG); no configuration is needed
+    otherwise. Exit code: 0 clean, 1 findings in a --fail-on category, 2 an error (a file that
+    cannot be read, a bad configuration). Suitable for a pre-commit hook:
+
+    \b
+      git diff --cached --name-only --diff-filter=ACM -z | xargs -0 -r passerelle scan
+    """
+    from click.core import ParameterSource
+
+    from passerelle.dlp import Category, DlpSettings, Scanner, TermSet
+    from passerelle.dlp.files import UnreadableFile, expand, json_finding, locate, read_text
+
+    try:
+        failing = {Category(name.strip()) for name in fail_on.split(",") if name.strip()}
+    except ValueError:
+        raise click.BadParameter(
+            f"use: {', '.join(c.value for c in Category)}", param_hint="--fail-on"
+        ) from None
+    term_sets: tuple[TermSet, ...] = ()
+    parent = ctx.parent
+    explicit = parent is not None and (
+        parent.get_parameter_source("config_path") is ParameterSource.COMMANDLINE
+        or "PASSERELLE_CONFIG" in os.environ
+    )
+    if explicit:
+        obj: Context = ctx.obj
+        clients = obj.config.file.clients
+        term_sets = tuple(
+            TermSet(client_id, client.data_class, (client.name, *client.terms))
+            for client_id, client in sorted(clients.items())
+        )
+    scanner = Scanner(DlpSettings(term_sets=term_sets, person_names=names))
+    files = list(expand(paths or ("-",)))
+    results: list[dict[str, object]] = []
+    errors: list[dict[str, str]] = []
+    failed = False
+
+    def scan_one(name: str) -> None:
+        nonlocal failed
+        shown = "<stdin>" if name == "-" else name
+        try:
+            text = read_text(name)
+        except UnreadableFile as exc:
+            errors.append({"path": shown, "error": str(exc)})
+            return
+        if text is None:
+            return  # binary
+        for item in locate(text, scanner.scan(text).findings):
+            results.append(json_finding(shown, item))
+            failed = failed or item.finding.category in failing
+            if fmt == "human":
+                finding = item.finding
+                click.echo(
+                    f"{shown}:{item.line}:{item.column}: {finding.rule} ({finding.category.value})"
+                )
+
+    if len(files) > 20 and not quiet and fmt == "human" and sys.stderr.isatty():
+        with click.progressbar(files, label="scanning", file=sys.stderr) as bar:
+            for name in bar:
+                scan_one(name)
+    else:
+        for name in files:
+            scan_one(name)
+    if fmt == "json":
+        by_rule: dict[str, int] = {}
+        for item in results:
+            by_rule[str(item["rule"])] = by_rule.get(str(item["rule"]), 0) + 1
+        summary = {"files": len(files), "findings": len(results), "by_rule": by_rule}
+        click.echo(
+            orjson.dumps({"findings": results, "errors": errors, "summary": summary}).decode()
+        )
+    else:
+        for error in errors:
+            click.echo(f"{error['path']}: error: {error['error']}", err=True)
+        if not quiet:
+            click.echo(f"{len(results)} finding(s) in {len(files)} file(s)", err=True)
+    if errors:
+        sys.exit(2)
+    if failed:
+        sys.exit(1)
 
 
 # -- audit -------------------------------------------------------------------------------------
