@@ -196,8 +196,10 @@ def _decode_system(value: Any) -> tuple[TextPart, ...]:
 def _decode_message(value: Any, path: str, losses: LossLog) -> Message:
     value = obj(value, path)
     role = req(value, "role", path)
-    if role not in ("user", "assistant"):
-        raise invalid(f"{path}.role", "must be 'user' or 'assistant'")
+    # Claude Code puts instructions mid-conversation as role "system"; the canonical model has
+    # a place for them, and each encoder puts them where its format can carry them.
+    if role not in ("user", "assistant", "system"):
+        raise invalid(f"{path}.role", "must be 'user', 'assistant' or 'system'")
     content = req(value, "content", path)
     if isinstance(content, str):
         return Message(Role(role), (TextPart(content),))
