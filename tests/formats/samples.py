@@ -269,11 +269,79 @@ def gemini_request() -> dict[str, Any]:
     }
 
 
+def bedrock_converse_request() -> dict[str, Any]:
+    return {
+        "system": [{"text": SYSTEM}, {"cachePoint": {"type": "default"}}],
+        "messages": [
+            {
+                "role": "user",
+                "content": [
+                    {"text": QUESTION},
+                    {"image": {"format": "png", "source": {"bytes": PNG}}},
+                ],
+            },
+            {
+                "role": "assistant",
+                "content": [
+                    {
+                        "reasoningContent": {
+                            "reasoningText": {
+                                "text": "Two cities, two calls.",
+                                "signature": "EqQBCgIYAhIMsig",
+                            }
+                        }
+                    },
+                    {"text": SAID},
+                    {"toolUse": {"toolUseId": "tooluse_01", "name": "get_weather", "input": PARIS}},
+                    {"toolUse": {"toolUseId": "tooluse_02", "name": "get_weather", "input": LYON}},
+                ],
+            },
+            {
+                "role": "user",
+                "content": [
+                    {
+                        "toolResult": {
+                            "toolUseId": "tooluse_01",
+                            "content": [{"text": RESULT_PARIS}],
+                        }
+                    },
+                    {
+                        "toolResult": {
+                            "toolUseId": "tooluse_02",
+                            "content": [{"text": RESULT_LYON}],
+                            "status": "success",
+                        }
+                    },
+                ],
+            },
+            {"role": "assistant", "content": [{"text": ANSWER}]},
+            {"role": "user", "content": [{"text": FOLLOW_UP}]},
+        ],
+        "toolConfig": {
+            "tools": [
+                {
+                    "toolSpec": {
+                        "name": name,
+                        "description": description,
+                        "inputSchema": {"json": schema},
+                    }
+                }
+                for name, description, schema in TOOLS
+            ],
+            "toolChoice": {"auto": {}},
+        },
+        "inferenceConfig": {"maxTokens": 4096, "temperature": 0.5, "stopSequences": ["END"]},
+        "additionalModelRequestFields": {"thinking": {"type": "enabled", "budget_tokens": 2048}},
+        "requestMetadata": {"user": "user-42"},
+    }
+
+
 REQUESTS = {
     "anthropic": anthropic_request,
     "openai_chat": openai_chat_request,
     "openai_responses": openai_responses_request,
     "gemini": gemini_request,
+    "bedrock_converse": bedrock_converse_request,
 }
 
 
@@ -430,9 +498,39 @@ def gemini_response() -> dict[str, Any]:
     }
 
 
+def bedrock_converse_response() -> dict[str, Any]:
+    return {
+        "output": {
+            "message": {
+                "role": "assistant",
+                "content": [
+                    {
+                        "reasoningContent": {
+                            "reasoningText": {"text": "Paris first.", "signature": "EqQBsigA"}
+                        }
+                    },
+                    {"text": SAID},
+                    {"toolUse": {"toolUseId": "tooluse_01", "name": "get_weather", "input": PARIS}},
+                    {"toolUse": {"toolUseId": "tooluse_02", "name": "get_weather", "input": LYON}},
+                ],
+            }
+        },
+        "stopReason": "tool_use",
+        "usage": {
+            "inputTokens": 100,
+            "outputTokens": 150,
+            "totalTokens": 1150,
+            "cacheReadInputTokens": 880,
+            "cacheWriteInputTokens": 20,
+        },
+        "metrics": {"latencyMs": 1432},
+    }
+
+
 RESPONSES = {
     "anthropic": anthropic_response,
     "openai_chat": openai_chat_response,
     "openai_responses": openai_responses_response,
     "gemini": gemini_response,
+    "bedrock_converse": bedrock_converse_response,
 }

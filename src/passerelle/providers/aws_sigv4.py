@@ -58,6 +58,8 @@ __all__ = [
     "canonical_request",
     "credential_scope",
     "credentials_from_sources",
+    "profile_settings",
+    "read_shared_files",
     "region_from_sources",
     "resolve_credentials",
     "resolve_region",
@@ -413,6 +415,32 @@ def resolve_region(
     read = read_text or _read_if_exists
     return region_from_sources(
         env, read(_shared_path(env, "AWS_CONFIG_FILE", "config")), profile=profile
+    )
+
+
+def profile_settings(
+    name: str, credentials_file: str | None, config_file: str | None
+) -> dict[str, str] | None:
+    """A profile's settings in the shared files' text, the credentials file winning over the
+    config file; ``None`` when neither has the profile. For the chain's other links
+    (``aws_credentials``), which read ``role_arn``, ``credential_process`` and the like."""
+    sections = _profile_sections(name, credentials_file, config_file)
+    if not sections:
+        return None
+    merged: dict[str, str] = {}
+    for section in reversed(sections):
+        merged |= section
+    return merged
+
+
+def read_shared_files(
+    environ: Mapping[str, str], read_text: Callable[[Path], str | None] | None = None
+) -> tuple[str | None, str | None]:
+    """The text of the shared credentials file and of the config file (``None``: no such file)."""
+    read = read_text or _read_if_exists
+    return (
+        read(_shared_path(environ, "AWS_SHARED_CREDENTIALS_FILE", "credentials")),
+        read(_shared_path(environ, "AWS_CONFIG_FILE", "config")),
     )
 
 
