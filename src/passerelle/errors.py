@@ -10,6 +10,8 @@
         ├── InvalidRequest          400  malformed JSON, wrong content type, missing field
         ├── AuthenticationFailed    401  missing, unknown, expired or revoked key
         ├── PermissionDenied        403  model or endpoint not allowed for this key
+        │   ├── PolicyViolation     403  data policy refuses the request (names rule and findings)
+        │   └── HeldForReview       403  queued for a human reviewer; carries the review id
         ├── NotFound                404  unknown model alias or path
         ├── MethodNotAllowed        405
         ├── PayloadTooLarge         413  body over the configured limit
@@ -18,11 +20,13 @@
         ├── InternalError           500  a bug; the message never carries internals
         ├── UpstreamError           502  the provider answered with an error we cannot pass on
         ├── UpstreamUnavailable     503  no route could be reached (refused, circuit open)
+        ├── DlpUnavailable          503  the DLP scanner is not ready or failed: fail closed
         └── UpstreamTimeout         504  the provider did not answer in time
 
 Every ``GatewayError`` renders to the caller's own API format: OpenAI, Anthropic or Gemini.
 Messages say what to fix and never carry a secret: callers build them from names, never from
-request values.
+request values. Policy refusals name the rule and the types and counts of what was found, never
+what was found.
 """
 
 from __future__ import annotations
@@ -118,6 +122,23 @@ class PermissionDenied(GatewayError):
     code = "permission_denied"
 
 
+class PolicyViolation(PermissionDenied):
+    """The data policy refuses the request: its data class may not go to any route of the
+    model, or it carries a prompt-injection signature and the policy blocks those."""
+
+    code = "policy_violation"
+
+
+class HeldForReview(PermissionDenied):
+    """The request waits for a human reviewer; ``review_id`` identifies it in the queue."""
+
+    code = "held_for_review"
+
+    def __init__(self, message: str, *, review_id: str, code: str | None = None) -> None:
+        super().__init__(message, code=code, headers={"x-passerelle-review": review_id})
+        self.review_id = review_id
+
+
 class NotFound(GatewayError):
     status = 404
     code = "not_found"
@@ -156,6 +177,14 @@ class UpstreamError(GatewayError):
 class UpstreamUnavailable(GatewayError):
     status = 503
     code = "upstream_unavailable"
+
+
+class DlpUnavailable(GatewayError):
+    """The DLP scanner is still starting or cannot scan: the request is refused, never sent
+    unscanned."""
+
+    status = 503
+    code = "dlp_unavailable"
 
 
 class UpstreamTimeout(GatewayError):

@@ -155,3 +155,45 @@ def test_config_check_command(tmp_path: Path) -> None:
     assert "missing required key 'region'" in bad.output  # every problem is listed
     missing = runner.invoke(cli, ["config", "check", str(tmp_path / "nope.yaml")])
     assert missing.exit_code == 2 and "file not found" in missing.output
+
+
+# -- dlp and policy ------------------------------------------------------------------------------
+
+POLICY = """\
+dlp:
+  person_names: true
+  disabled_rules: [ipv4]
+  allow: [support@acme.test]
+policy:
+  not_cleared: {confidential: pseudonymize, restricted: hold}
+  injection: block
+"""
+
+
+def test_dlp_and_policy_sections_parse_with_safe_defaults() -> None:
+    default = parse_config(MINIMAL).file
+    assert default.dlp.enabled and not default.dlp.person_names
+    assert default.policy.not_cleared == {}  # a class not listed blocks
+    assert default.policy.injection.value == "flag"
+    config = parse_config(MINIMAL + POLICY).file
+    assert config.dlp.disabled_rules == ["ipv4"] and config.dlp.allow == ["support@acme.test"]
+    assert config.policy.not_cleared["restricted"].value == "hold"
+    assert parse_config(MINIMAL + POLICY).hash != parse_config(MINIMAL).hash
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "line", "expected"),
+    [
+        ("restricted: hold", "restricted: allow", 22, "'pseudonymize', 'redact', 'hold'"),
+        ("restricted: hold", "secret: hold", 22, "not one of data_classes"),
+        ("[ipv4]", "[ipv5]", 19, "unknown DLP rule 'ipv5'"),
+        ("injection: block", "injection: warn", 23, "'block' or 'flag'"),
+        ("person_names: true", "person_name: true", 18, "unknown key 'person_name'"),
+    ],
+)
+def test_dlp_and_policy_mistakes_name_their_line(
+    old: str, new: str, line: int, expected: str
+) -> None:
+    error = error_of(MINIMAL + POLICY.replace(old, new))
+    assert expected in str(error)
+    assert error.line == line

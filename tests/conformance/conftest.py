@@ -73,6 +73,7 @@ models:
   anthropic: {{routes: [{{provider: claude, model: claude-sonnet-4-6}}]}}
   gemini: {{routes: [{{provider: gem, model: gemini-2.5-flash}}]}}
   bedrock: {{routes: [{{provider: bedrock, model: "eu.anthropic.claude-sonnet-4-6-v1:0"}}]}}
+  bedrock-converse: {{routes: [{{provider: bedrock, model: "eu.amazon.nova-pro-v1:0"}}]}}
   vertex-gemini: {{routes: [{{provider: vertex, model: gemini-2.5-pro}}]}}
   vertex-claude: {{routes: [{{provider: vertex, model: claude-sonnet-4-6}}]}}
 clients:
@@ -169,6 +170,7 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
                 "anthropic": Upstream(anthropic_url),
                 "gemini": Upstream(gemini_url),
                 "bedrock": Upstream(bedrock_url),
+                "bedrock-converse": Upstream(bedrock_url),
                 "vertex-gemini": Upstream(gemini_url),
                 "vertex-claude": Upstream(gemini_url),
             }

@@ -19,6 +19,7 @@ PROVIDERS = [
     "anthropic",
     "gemini",
     "bedrock",
+    "bedrock-converse",
     "vertex-gemini",
     "vertex-claude",
 ]

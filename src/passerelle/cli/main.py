@@ -13,6 +13,7 @@ import click
 import orjson
 
 from passerelle import __version__
+from passerelle.cli.governance import policy, review
 from passerelle.config import Config, load_config
 from passerelle.core.context import KeyScope
 from passerelle.errors import ConfigError, PasserelleError
@@ -71,6 +72,8 @@ def cli(ctx: click.Context, config_path: str) -> None:
       passerelle spend --group-by project  who spends what
       passerelle audit verify              prove the audit trail is intact
       passerelle scan FILES                find secrets and personal data before they leave
+      passerelle policy explain -p P TEXT  what class a text gets and where it may go
+      passerelle review list               requests held for a human reviewer
     """
     ctx.obj = Context(config_path)
 
@@ -615,6 +618,10 @@ def audit_export(
             out.close()
     if output:
         click.echo(f"exported {count} records to {output}", err=True)
+
+
+cli.add_command(policy)
+cli.add_command(review)
 
 
 def main() -> None:

@@ -176,12 +176,37 @@ def _cross_check(cfg: ConfigFile, lines: Mapping[Path_, int], source: str) -> No
                     f"unknown model alias {alias!r}; defined models: {sorted(cfg.models)}",
                     ("projects", name, "models", index),
                 )
+    for data_class in cfg.policy.not_cleared:
+        if data_class not in classes:
+            fail(
+                f"policy.not_cleared names {data_class!r}, which is not one of data_classes "
+                f"{cfg.data_classes}",
+                ("policy", "not_cleared", data_class),
+            )
+    if cfg.dlp.disabled_rules:
+        known = _dlp_rule_types()
+        for index, rule in enumerate(cfg.dlp.disabled_rules):
+            if rule not in known:
+                fail(
+                    f"unknown DLP rule {rule!r}; 'passerelle scan' reports rule names, "
+                    "e.g. ipv4, email, phone_intl",
+                    ("dlp", "disabled_rules", index),
+                )
     for key in cfg.prices:
         if "/" not in key:
             fail(
                 f"price key {key!r} must be '<provider kind>/<model id>', e.g. 'openai/gpt-4o'",
                 ("prices", key),
             )
+
+
+def _dlp_rule_types() -> frozenset[str]:
+    """Every detector type a scanner may be built with (imported only when rules are named)."""
+    from passerelle.dlp.rules.catalog import builtin_rules, rule_types
+    from passerelle.dlp.settings import DlpSettings
+
+    rules = builtin_rules(DlpSettings(person_names=True))
+    return frozenset(rule_types(rules)) | {"client_term"}
 
 
 def _resolve_path(base_dir: Path, value: str) -> Path:

@@ -282,6 +282,74 @@ class AuditSettings(Strict):
     )
 
 
+class DlpConfig(Strict):
+    """What the DLP scan looks for. Findings raise a request's data class (see ``policy``)."""
+
+    enabled: bool = Field(
+        True,
+        description="scan every request (and answer) for secrets, personal data, client terms "
+        "and prompt injections; off means requests are classified by their project alone",
+    )
+    person_names: bool = Field(
+        False,
+        description="also look for person names: a heuristic, far less precise than the "
+        "other detectors",
+    )
+    disabled_rules: list[Annotated[str, Field(pattern=r"^[a-z0-9_]+$")]] = Field(
+        default_factory=list,
+        description="detector types to switch off, e.g. ipv4 (see 'passerelle scan' output)",
+    )
+    allow: list[Annotated[str, Field(min_length=1, max_length=500)]] = Field(
+        default_factory=list,
+        description="exact values that are never findings: a published test card, a shared "
+        "support address",
+    )
+    scan_responses: bool = Field(
+        True,
+        description="scan answers too: their findings are audited by type (answers are not "
+        "rewritten except to restore pseudonyms)",
+    )
+
+
+class PolicyAction(StrEnum):
+    """What to do with a request that no route of its model is cleared to receive."""
+
+    PSEUDONYMIZE = "pseudonymize"
+    """Replace the findings above the best available clearance with placeholders such as
+    ``[EMAIL_1]``, send, and put the originals back in the answer."""
+    REDACT = "redact"
+    """Replace those findings with ``[REDACTED:<type>]`` for good."""
+    HOLD = "hold"
+    """Refuse for now and queue the request for a human reviewer."""
+    BLOCK = "block"
+    """Refuse, naming the rule and what was found."""
+
+
+class InjectionAction(StrEnum):
+    BLOCK = "block"
+    FLAG = "flag"
+    """Let the request through and record the signature type in the audit trail."""
+
+
+class PolicySettings(Strict):
+    """Data classification and routing: what happens when data may not go where it was sent."""
+
+    not_cleared: dict[Name, PolicyAction] = Field(
+        default_factory=dict,
+        description="per data class, what to do when no route of the requested model is cleared "
+        "for the request's class; a class not listed blocks",
+    )
+    injection: InjectionAction = Field(
+        InjectionAction.FLAG, description="what a prompt-injection signature does"
+    )
+    review_hours: int = Field(
+        24,
+        ge=1,
+        le=24 * 30,
+        description="how long a held request waits for a reviewer, and an approval for its resend",
+    )
+
+
 class ConfigFile(Strict):
     """The top level of ``passerelle.yaml``."""
 
@@ -299,6 +367,8 @@ class ConfigFile(Strict):
     teams: dict[Name, Team] = Field(default_factory=dict)
     clients: dict[Name, Client] = Field(default_factory=dict)
     projects: dict[Name, Project] = Field(default_factory=dict)
+    dlp: DlpConfig = DlpConfig()
+    policy: PolicySettings = PolicySettings()
     prices: dict[str, PriceOverride] = Field(
         default_factory=dict, description="keys are '<provider kind>/<model id>'"
     )

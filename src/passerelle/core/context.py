@@ -62,6 +62,48 @@ class Attempt:
 
 
 @dataclass(slots=True)
+class DataPolicyRecord:
+    """What the data policy saw and decided for one request, for its audit record.
+
+    Types and counts only: never a value that was found."""
+
+    data_class: str
+    """The request's class as sent: after pseudonymization or redaction lowered it."""
+    found_class: str
+    """The class the request had as received: max(project class, what DLP found)."""
+    findings: dict[str, int] = field(default_factory=dict)
+    """Findings in the request by detector type, e.g. ``{"email": 2}``."""
+    action: str = "allow"
+    """allow, reroute, pseudonymize, redact, hold, block, or approved (a reviewed resend)."""
+    rule: str | None = None
+    """The configuration rule that decided, e.g. ``policy.not_cleared.restricted``."""
+    injection: bool = False
+    response_findings: dict[str, int] = field(default_factory=dict)
+    """Findings in the answer by detector type (audited, not acted on)."""
+    restored: int = 0
+    """Pseudonyms the answer used and that were put back."""
+    review_id: str | None = None
+
+    def details(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "class": self.data_class,
+            "found_class": self.found_class,
+            "findings": dict(sorted(self.findings.items())),
+            "action": self.action,
+            "rule": self.rule,
+        }
+        if self.injection:
+            out["injection"] = True
+        if self.response_findings:
+            out["response_findings"] = dict(sorted(self.response_findings.items()))
+        if self.restored:
+            out["restored"] = self.restored
+        if self.review_id is not None:
+            out["review_id"] = self.review_id
+        return out
+
+
+@dataclass(slots=True)
 class RequestContext:
     """Everything known about one request; the pipeline steps read and fill it."""
 
@@ -87,6 +129,7 @@ class RequestContext:
     attempts: list[Attempt] = field(default_factory=list)
     first_byte_ms: float | None = None
     client_disconnected: bool = False
+    policy: DataPolicyRecord | None = None
     notes: dict[str, Any] = field(default_factory=dict)
 
     def elapsed_ms(self) -> float:

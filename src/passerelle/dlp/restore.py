@@ -9,10 +9,15 @@ placeholder long. ``flush()`` at the end of the stream releases what is held.
 
 Only placeholders issued by the request's vault are replaced; any other bracketed text, such as a
 ``[EMAIL_7]`` the model made up, passes through untouched.
+
+Text that is itself JSON (a tool call's arguments, streamed as fragments of a JSON document) needs
+the originals JSON-escaped, so that a value holding a quote, a backslash or a line break leaves
+the arguments valid JSON: ``Restorer(vault, json_escaped=True)``.
 """
 
 from __future__ import annotations
 
+import json
 import re
 
 from passerelle.dlp.actions import Vault
@@ -21,8 +26,14 @@ from passerelle.dlp.actions import Vault
 class Restorer:
     """Restores one response: ``feed(chunk) -> str`` for each chunk, then ``flush() -> str``."""
 
-    def __init__(self, vault: Vault) -> None:
-        self._originals = vault.mapping()
+    def __init__(self, vault: Vault, *, json_escaped: bool = False) -> None:
+        originals = vault.mapping()
+        if json_escaped:
+            originals = {k: json.dumps(v, ensure_ascii=False)[1:-1] for k, v in originals.items()}
+        self._originals = originals
+        self.json_escaped = json_escaped
+        self.restored = 0
+        """How many placeholders were put back so far."""
         self._prefixes = frozenset(
             placeholder[:cut]
             for placeholder in self._originals
@@ -33,9 +44,16 @@ class Restorer:
 
     def restore(self, text: str) -> str:
         """Placeholders replaced in a complete text."""
-        if not self._originals:
+        if not self._originals or "[" not in text:
             return text
-        return self._placeholder.sub(lambda m: self._originals.get(m.group(0), m.group(0)), text)
+        return self._placeholder.sub(self._original, text)
+
+    def _original(self, match: re.Match[str]) -> str:
+        original = self._originals.get(match.group(0))
+        if original is None:
+            return match.group(0)
+        self.restored += 1
+        return original
 
     def feed(self, chunk: str) -> str:
         buffer = self._pending + chunk

@@ -278,6 +278,8 @@ class Scanner:
                 return
             start, end = span
         value = text[start:end]
+        if value in self.settings.allowed_values:
+            return
         if rule.reject_placeholders and (
             is_published_example(value) or is_placeholder(value, sequences=rule.reject_sequences)
         ):

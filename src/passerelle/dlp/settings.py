@@ -35,3 +35,7 @@ class DlpSettings:
     personal_class: str = "confidential"
     disabled_rules: frozenset[str] = field(default_factory=frozenset)
     """Rule ids to leave out of the compiled database, e.g. ``{"ipv4", "ipv6"}``."""
+    allowed_values: frozenset[str] = field(default_factory=frozenset)
+    """Exact values that are never reported (a published test card number, a shared support
+    address). A candidate equal to one of them is dropped before overlaps are resolved, so it
+    raises no data class either."""

@@ -1,4 +1,5 @@
-"""The admin REST API: people, keys, spend and the audit trail. Admin keys only."""
+"""The admin REST API: people, keys, spend, the audit trail and the review queue. Admin keys
+only."""
 
 from __future__ import annotations
 
@@ -6,19 +7,21 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from starlette.requests import Request
+import orjson
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from passerelle.audit.records import AuditRecord
 from passerelle.audit.verify import verify_chain
 from passerelle.core.context import KeyScope, RequestContext
-from passerelle.errors import GatewayError, InvalidRequest, NotFound, WireFormat
+from passerelle.errors import GatewayError, InvalidRequest, NotFound, PermissionDenied, WireFormat
 from passerelle.http.base import error_response, json_response, read_json_object
 from passerelle.pipeline.gateway import Gateway
 from passerelle.runtime import admin_record
 from passerelle.storage.db import now_us
 from passerelle.storage.keys import ConflictError, KeyInfo, NotFoundError, User
+from passerelle.storage.reviews import Review, ReviewClosed, ReviewStatus
 from passerelle.storage.spend import Dimension, SpendFilter, format_usd, query_spend
 
 Handler = Callable[[Request, RequestContext], Awaitable[Any]]
@@ -48,6 +51,52 @@ def _user_json(user: User) -> dict[str, Any]:
         "created_at_us": user.created_at,
         "disabled": user.disabled_at is not None,
     }
+
+
+def review_json(review: Review, *, preview: bool = False) -> dict[str, Any]:
+    """A review as the API and ``passerelle review`` show it: names, types and counts."""
+    out: dict[str, Any] = {
+        "id": review.id,
+        "status": review.status.value,
+        "created_at_us": review.created_at,
+        "expires_at_us": review.expires_at,
+        "request_id": review.request_id,
+        "user": review.actor,
+        "project": review.project,
+        "model": review.model,
+        "endpoint": review.endpoint,
+        "data_class": review.data_class,
+        "rule": review.rule,
+        "findings": review.findings,
+        "reason": review.reason,
+        "decided_by": review.decided_by,
+        "decided_at_us": review.decided_at,
+        "note": review.note,
+        "used_at_us": review.used_at,
+        "used_by_request": review.used_by_request,
+    }
+    if preview:
+        out["preview"] = review.preview
+    return out
+
+
+async def _optional_json(request: Request) -> dict[str, Any]:
+    """The body as a JSON object, or {} when there is none (``POST .../approve`` alone)."""
+    try:
+        raw = await request.body()
+    except ClientDisconnect:
+        raise InvalidRequest("The client closed the connection before sending the body.") from None
+    if not raw.strip():
+        return {}
+    if len(raw) > 64 * 1024:
+        raise InvalidRequest("The body is too large for this endpoint.")
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise InvalidRequest("The body is not valid JSON.", code="invalid_json") from None
+    if not isinstance(body, dict):
+        raise InvalidRequest("The body must be a JSON object.", code="invalid_json")
+    return body
 
 
 def _str(body: dict[str, Any], name: str, *, required: bool = False) -> str | None:
@@ -83,6 +132,8 @@ def routes(
                 return refuse(ctx, NotFound(str(exc)))
             except ConflictError as exc:
                 return refuse(ctx, InvalidRequest(str(exc), code="conflict"))
+            except ReviewClosed as exc:
+                return refuse(ctx, InvalidRequest(str(exc), code="review_closed"))
             except GatewayError as exc:
                 return refuse(ctx, exc)
             ctx.status = status
@@ -208,7 +259,56 @@ def routes(
             ],
         }
 
+    reviews = gateway.reviews
+
+    async def list_reviews(request: Request, ctx: RequestContext) -> Any:
+        name = request.query_params.get("status", "pending")
+        try:
+            status = None if name == "all" else ReviewStatus(name)
+        except ValueError:
+            raise InvalidRequest(
+                "'status' must be all or one of: " + ", ".join(s.value for s in ReviewStatus),
+                param="status",
+            ) from None
+        return {"data": [review_json(r) for r in reviews.list(status)]}
+
+    async def show_review(request: Request, ctx: RequestContext) -> Any:
+        return review_json(reviews.get(request.path_params["review_id"]), preview=True)
+
+    def decide(approve: bool) -> Handler:
+        async def handler(request: Request, ctx: RequestContext) -> Any:
+            body = await _optional_json(request)
+            review = reviews.get(request.path_params["review_id"])
+            reviewer = actor(ctx)
+            if approve and review.actor.casefold() == reviewer.casefold():
+                raise PermissionDenied(
+                    "A reviewer cannot approve their own request: ask another administrator.",
+                    code="self_review",
+                )
+            note = _str(body, "note")
+            decided = reviews.decide(review.id, approve=approve, reviewer=reviewer, note=note)
+            audit(
+                admin_record(
+                    "review.approve" if approve else "review.reject",
+                    actor=reviewer,
+                    target=decided.id,
+                    project=decided.project,
+                    requester=decided.actor,
+                    request_id=decided.request_id,
+                    data_class=decided.data_class,
+                    rule=decided.rule,
+                    findings=decided.findings,
+                )
+            )
+            return review_json(decided)
+
+        return handler
+
     return [
+        Route("/admin/reviews", admin(list_reviews), methods=["GET"]),
+        Route("/admin/reviews/{review_id}", admin(show_review), methods=["GET"]),
+        Route("/admin/reviews/{review_id}/approve", admin(decide(True)), methods=["POST"]),
+        Route("/admin/reviews/{review_id}/reject", admin(decide(False)), methods=["POST"]),
         Route("/admin/users", admin(list_users), methods=["GET"]),
         Route("/admin/users", admin(add_user, 201), methods=["POST"]),
         Route("/admin/keys", admin(list_keys), methods=["GET"]),

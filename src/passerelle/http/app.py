@@ -55,7 +55,14 @@ def create_app(config: Config, *, environ: Mapping[str, str] | None = None) -> S
     store = KeyStore(db)
     key_cache = KeyCache(store, epoch_source(store))
     gateway = Gateway(
-        config, store, transport, prices, writer.submit, secrets=secrets, key_cache=key_cache
+        config,
+        store,
+        transport,
+        prices,
+        writer.submit,
+        secrets=secrets,
+        key_cache=key_cache,
+        review_key=key,
     )
 
     def submit(record: AuditRecord) -> None:
@@ -72,6 +79,8 @@ def create_app(config: Config, *, environ: Mapping[str, str] | None = None) -> S
             problems.append(f"database: {exc}")
         if not writer.is_alive():
             problems.append("audit writer is not running")
+        if gateway.dlp is not None and (problem := gateway.dlp.problem()) is not None:
+            problems.append(problem)
         if problems:
             return json_response({"status": "unavailable", "problems": problems}, 503)
         return json_response({"status": "ready", "config_hash": config.hash})

@@ -6,6 +6,9 @@ into HTTP. Everything here is independent of the web framework.
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
+import hmac
 import logging
 import random
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -20,18 +23,28 @@ from passerelle.config.schema import ModelKind
 from passerelle.core.canonical import Request, Usage
 from passerelle.core.context import KeyScope, Principal, RequestContext, RequestIds
 from passerelle.core.translation import DROPPED_HEADER, Loss, Translated, dropped_header_value
+from passerelle.dlp.actions import Vault
+from passerelle.dlp.findings import ScanError
 from passerelle.errors import (
     AuthenticationFailed,
     GatewayError,
+    HeldForReview,
+    InternalError,
     PasserelleError,
     PermissionDenied,
+    PolicyViolation,
+    StorageError,
     UpstreamError,
     UpstreamUnavailable,
 )
 from passerelle.pipeline.accounting import estimate_tokens, settle, usage_from_openai
+from passerelle.pipeline.answers import AnswerFilter
+from passerelle.pipeline.data_policy import DataPolicy
+from passerelle.pipeline.decisions import Hold
 from passerelle.pipeline.relay import RelayError, StreamRelay
 from passerelle.pipeline.resilience import RouteSkipped, call_with_fallback
 from passerelle.pipeline.routing import Router, RouteTarget
+from passerelle.pipeline.scanning import ScannerHandle, dlp_settings
 from passerelle.pipeline.steps import ModelAccess, PipelineRequest, Step, run_steps
 from passerelle.pipeline.translate import codec
 from passerelle.providers.base import Framing, Operation, Provider, Unsupported, Wire
@@ -40,6 +53,7 @@ from passerelle.providers.registry import VertexTokens, build_providers
 from passerelle.providers.transport import Timeouts, Transport, TransportError, UpstreamResponse
 from passerelle.storage.keycache import KeyCache
 from passerelle.storage.keys import KeyStatus, KeyStore
+from passerelle.storage.reviews import HeldRequest, ReviewStatus, ReviewStore
 
 log = logging.getLogger("passerelle.gateway")
 
@@ -87,11 +101,12 @@ class _Plan:
     """What is sent for one call: the caller's body when a route speaks the caller's format,
     a translation through the canonical request otherwise (decoded once, on first need)."""
 
-    __slots__ = ("_canonical", "alias", "call", "framing", "losses", "wire")
+    __slots__ = ("_canonical", "alias", "answer", "call", "framing", "losses", "wire")
 
-    def __init__(self, call: Call, alias: str) -> None:
+    def __init__(self, call: Call, alias: str, answer: AnswerFilter | None = None) -> None:
         self.call = call
         self.alias = alias
+        self.answer = answer
         self._canonical: Translated[Request] | None = None
         self.wire = call.surface
         self.framing = Framing.SSE
@@ -111,7 +126,7 @@ class _Plan:
         request = replace(self._canonical.value, model=model, stream=call.stream)
         encoded = codec(wire).encode_request(request)
         body = dict(encoded.value)
-        if call.stream and wire is not Wire.GEMINI:
+        if call.stream and wire not in (Wire.GEMINI, Wire.BEDROCK_CONVERSE):  # stream in the URL
             body["stream"] = True
         return body, [*self._canonical.losses, *encoded.losses]
 
@@ -154,6 +169,7 @@ class Gateway:
         secrets: dict[str, str],
         key_cache: KeyCache | None = None,
         vertex_tokens: VertexTokens | None = None,
+        review_key: bytes | None = None,
     ) -> None:
         self.config = config
         self.keys = keys
@@ -167,7 +183,14 @@ class Gateway:
             config, secrets, vertex_tokens=vertex_tokens
         )
         self.router = Router(config, self.providers)
-        self.steps: tuple[Step, ...] = (ModelAccess(config),)
+        # Compiling the scanner takes a while: it starts now, in the background (scanning.py).
+        self.dlp: ScannerHandle | None = (
+            ScannerHandle(dlp_settings(config)) if config.file.dlp.enabled else None
+        )
+        self.data_policy = DataPolicy(config, self.dlp, self.router)
+        self.steps: tuple[Step, ...] = (ModelAccess(config), self.data_policy)
+        self.reviews = ReviewStore(keys.db, hours=config.file.policy.review_hours)
+        self._review_key = review_key
 
     # -- identity --------------------------------------------------------------------------
 
@@ -221,12 +244,23 @@ class Gateway:
     async def call(self, ctx: RequestContext, call: Call) -> Reply:
         """Serve one call in the caller's wire format, whatever format each route speaks."""
         kind = ModelKind.EMBEDDING if call.operation is Operation.EMBED else ModelKind.CHAT
-        blocked = run_steps(self.steps, PipelineRequest(ctx, call.body, kind))
-        if blocked is not None:
-            raise blocked.error
+        if self.dlp is not None and not self.dlp.ready:
+            await self.dlp.wait()
+        request = PipelineRequest(ctx, call.body, kind)
+        stopped = run_steps(self.steps, request)
+        if stopped is not None:
+            if ctx.policy is not None and call.operation is Operation.COUNT_TOKENS:
+                # Counting tokens sends the prompt too: when it may not go, count it here.
+                assert ctx.model_alias is not None
+                return self._estimate_count(ctx, _Plan(call, ctx.model_alias))
+            if not isinstance(stopped, Hold):
+                raise stopped.error
+            request.targets = await self._hold(ctx, call, stopped)
         assert ctx.model_alias is not None
-        targets = self.router.targets(ctx.model_alias)
-        plan = _Plan(call, ctx.model_alias)
+        if request.body is not call.body:
+            call = replace(call, body=request.body)
+        targets = request.targets or self.router.targets(ctx.model_alias)
+        plan = _Plan(call, ctx.model_alias, self._answer_filter(call, request.vault))
 
         async def send(target: RouteTarget) -> UpstreamResponse:
             provider = target.provider
@@ -273,6 +307,9 @@ class Gateway:
         }
         if plan.losses:
             headers[DROPPED_HEADER] = dropped_header_value(plan.losses)
+        policy = ctx.policy
+        if policy is not None and policy.action != "allow":
+            headers["x-passerelle-policy"] = f"{policy.action}; class={policy.data_class}"
         if call.stream and response.status < 300:
             ctx.status = response.status
             headers["content-type"] = "text/event-stream"
@@ -295,11 +332,117 @@ class Gateway:
                 headers["content-type"] = "application/json"
             return BufferedReply(response.status, raw, headers)
         raw = self._settle_buffered(ctx, target, raw, plan)
+        if plan.answer is not None:
+            raw = plan.answer.body(raw)
+            self._answer_findings(ctx, plan.answer)
         if plan.wire is not call.surface:
             headers["content-type"] = "application/json"
             if plan.losses:
                 headers[DROPPED_HEADER] = dropped_header_value(plan.losses)
         return BufferedReply(response.status, raw, headers)
+
+    # -- human review --------------------------------------------------------------------------
+
+    def request_hash(self, call: Call, alias: str) -> str:
+        """What identifies one exact request for the review queue: its body, model, surface and
+        operation, keyed with the audit key when there is one (so that the hash of a request
+        whose secret is guessable cannot be used to confirm a guess)."""
+        canonical = orjson.dumps(
+            {
+                "surface": call.surface.value,
+                "operation": call.operation.value,
+                "stream": call.stream,
+                "model": alias,
+                "body": call.body,
+            },
+            option=orjson.OPT_SORT_KEYS,
+        )
+        if self._review_key is not None:
+            key = hmac.new(self._review_key, b"passerelle review queue", hashlib.sha256).digest()
+            return hmac.new(key, canonical, hashlib.sha256).hexdigest()
+        return hashlib.sha256(canonical).hexdigest()
+
+    async def _hold(self, ctx: RequestContext, call: Call, hold: Hold) -> tuple[RouteTarget, ...]:
+        """A request the policy holds: let it through if a reviewer approved this exact request
+        from this key (once), else queue it (or find it queued) and refuse with its review id."""
+        principal, policy, alias = ctx.principal, ctx.policy, ctx.model_alias
+        assert principal is not None and policy is not None and alias is not None
+        digest = self.request_hash(call, alias)
+        try:
+            review = await asyncio.to_thread(self.reviews.latest, principal.key_id, digest)
+            if review is not None and review.status is ReviewStatus.APPROVED:
+                used = await asyncio.to_thread(
+                    self.reviews.consume, review.id, principal.key_id, digest, ctx.request_id
+                )
+                if used:
+                    policy.action = "approved"
+                    policy.review_id = review.id
+                    return hold.targets
+                review = None  # another instance used it a moment ago: held again
+            if review is None:
+                ticket = hold.ticket
+                held = HeldRequest(
+                    request_id=ctx.request_id,
+                    actor=principal.email,
+                    key_id=principal.key_id,
+                    project=principal.project,
+                    model=alias,
+                    endpoint=ctx.endpoint,
+                    data_class=ticket.data_class,
+                    rule=hold.rule,
+                    findings=ticket.findings,
+                    reason=ticket.reason,
+                    preview=ticket.preview,
+                    request_hash=digest,
+                )
+                review = await asyncio.to_thread(self.reviews.hold, held)
+        except StorageError as exc:
+            log.error("the review queue cannot be reached: %s", exc)
+            raise InternalError(
+                "This request must be held for review, but the review queue cannot be reached; "
+                "it was not sent. Retry in a moment.",
+                code="review_queue_unavailable",
+            ) from None
+        policy.review_id = review.id
+        if review.status is ReviewStatus.REJECTED:
+            policy.action = "block"
+            note = f" Reviewer's note: {review.note}" if review.note else ""
+            raise PolicyViolation(
+                f"A reviewer rejected this request (review {review.id}, rule {hold.rule}): "
+                f"{hold.ticket.reason}. Remove these values to send it.{note}",
+                code="review_rejected",
+            )
+        raise HeldForReview(
+            f"This request is held for human review (review {review.id}, rule {hold.rule}: "
+            f"hold): {hold.ticket.reason}. A reviewer decides with 'passerelle review approve "
+            f"{review.id}' (or reject); once it is approved, send this same request again and "
+            "it goes through, once. To send it now, remove these values.",
+            review_id=review.id,
+        )
+
+    # -- answers -------------------------------------------------------------------------------
+
+    def _answer_filter(self, call: Call, vault: Vault | None) -> AnswerFilter | None:
+        """What the answer goes through: pseudonyms to restore, text to scan for the audit."""
+        if call.operation is not Operation.GENERATE:
+            return None
+        collect = self.dlp is not None and self.config.file.dlp.scan_responses
+        if not collect and (vault is None or not len(vault)):
+            return None
+        return AnswerFilter(vault, collect=collect)
+
+    def _answer_findings(self, ctx: RequestContext, answer: AnswerFilter) -> None:
+        """Record what the answer held (types and counts) and how many pseudonyms came back."""
+        policy = ctx.policy
+        if policy is None:
+            return
+        policy.restored = answer.restored
+        if self.dlp is None or not self.dlp.ready:
+            return
+        try:
+            policy.response_findings = answer.findings(self.dlp.scanner())
+        except ScanError:
+            policy.response_findings = {"scan_failed": 1}
 
     def _translate_error(self, plan: _Plan, status: int, raw: bytes) -> bytes:
         info = codec(plan.wire).decode_error(status, _loads(raw))
@@ -376,6 +519,7 @@ class Gateway:
             plan.framing,
             plan.alias,
             caller_wants_usage=plan.caller_wants_usage,
+            answer=plan.answer,
         )
         tail: list[bytes] = []
         try:
@@ -412,6 +556,8 @@ class Gateway:
         if ctx.notes.get("_settled"):
             return
         ctx.notes["_settled"] = True
+        if relay.answer is not None:
+            self._answer_findings(ctx, relay.answer)
         usage: TokenUsage | Usage | None = relay.usage
         reported = usage is not None and relay.complete
         if usage is None:
@@ -463,6 +609,9 @@ class Gateway:
             details["client_disconnected"] = True
         if "blocked_by" in ctx.notes:
             details["blocked_by"] = ctx.notes["blocked_by"]
+        if ctx.policy is not None:
+            details["data_class"] = ctx.policy.data_class
+            details["dlp"] = ctx.policy.details()
         return AuditRecord(
             record_id=ctx.request_id,
             kind="request",

@@ -5,7 +5,10 @@ send to the caller. It cuts the body into events by the upstream's framing (serv
 or the AWS event stream Bedrock uses), then either passes each event through untouched (same
 wire format on both sides: unknown fields and event types survive) or translates it through the
 canonical stream events (different formats). On the way it follows what accounting needs, the
-usage and the model, and whether the stream reached its proper end.
+usage and the model, and whether the stream reached its proper end; and, when given an
+:class:`~passerelle.pipeline.answers.AnswerFilter`, it lets the data policy restore pseudonyms
+and collect the answer's text (in the passthrough events, or in the canonical events of a
+translation).
 """
 
 from __future__ import annotations
@@ -21,7 +24,9 @@ from passerelle.core.canonical import ErrorInfo, ErrorType, Usage
 from passerelle.core.stream import MessageDelta, MessageStart, MessageStop, StreamError
 from passerelle.formats import openai_responses
 from passerelle.formats.aws_eventstream import EventStreamDecoder, EventStreamError
+from passerelle.formats.bedrock_converse_stream import event_from_frame
 from passerelle.formats.sse import SSEDecoder, event_data
+from passerelle.pipeline.answers import AnswerFilter
 from passerelle.pipeline.translate import UsageWatch, codec
 from passerelle.providers.base import Framing, Wire
 
@@ -53,8 +58,10 @@ class StreamRelay:
         alias: str,
         *,
         caller_wants_usage: bool,
+        answer: AnswerFilter | None = None,
     ) -> None:
         self.upstream = upstream
+        self.answer = answer
         self.surface = surface
         self.passthrough = upstream is surface
         self._framing = framing
@@ -121,6 +128,14 @@ class StreamRelay:
         except EventStreamError as exc:
             raise RelayError(f"unreadable event stream: {exc}", "upstream_stream_framing") from exc
         found: list[tuple[bytes | None, bytes]] = []
+        if self.upstream is Wire.BEDROCK_CONVERSE:
+            # Converse frames carry their event (or exception) as JSON named by a header; the
+            # decoder takes {name: payload} and turns exceptions into stream errors.
+            for message in messages:
+                named = event_from_frame(message)
+                if named is not None:
+                    found.append((None, orjson.dumps(named)))
+            return found
         for message in messages:
             kind = message.headers.get(":message-type")
             if kind != "event":
@@ -179,9 +194,9 @@ class StreamRelay:
             event = parse()
             kind = event.get("type") if event is not None else None
             name = kind.encode() if isinstance(kind, str) else None
-        if name is not None:
-            return [b"event: " + name + b"\ndata: " + data + b"\n\n"]
-        return [b"data: " + data + b"\n\n"]
+        if self.answer is None:
+            return [_frame(name, data)]
+        return [_frame(n, d) for n, d in self.answer.passthrough(self.upstream, name, data)]
 
     def _translate(self, data: bytes) -> list[bytes]:
         assert self._decoder is not None and self._encoder is not None
@@ -190,7 +205,15 @@ class StreamRelay:
             raise RelayError("the provider sent an event that is not JSON", "upstream_stream_json")
         out: list[bytes] = []
         for item in self._decoder.feed(event):
-            out.extend(self._encode(item))
+            out.extend(self._filtered(item))
+        return out
+
+    def _filtered(self, item: Any) -> list[bytes]:
+        if self.answer is None:
+            return self._encode(item)
+        out: list[bytes] = []
+        for restored in self.answer.canonical(item):
+            out.extend(self._encode(restored))
         return out
 
     def _encode(self, item: Any) -> list[bytes]:
@@ -212,7 +235,7 @@ class StreamRelay:
         self._decoder_done = True
         out: list[bytes] = []
         for item in self._decoder.finish():
-            out.extend(self._encode(item))
+            out.extend(self._filtered(item))
         return out
 
     # -- the end ---------------------------------------------------------------------------
@@ -220,6 +243,8 @@ class StreamRelay:
     def end(self) -> list[bytes]:
         """The upstream's body ended normally: what its decoder still holds (a Gemini stream,
         say, just stops; its decoder then closes the message). May set ``complete``."""
+        if self.passthrough and self.answer is not None:
+            return [_frame(n, d) for n, d in self.answer.passthrough_end(self.upstream)]
         return self._finish_decoder()
 
     def close(self, error_code: str | None) -> list[bytes]:
@@ -253,6 +278,12 @@ def _stream_error(code: str) -> ErrorInfo:
         message="The provider's stream ended before it was complete.",
         code=code,
     )
+
+
+def _frame(name: bytes | None, data: bytes) -> bytes:
+    if name is not None:
+        return b"event: " + name + b"\ndata: " + data + b"\n\n"
+    return b"data: " + data + b"\n\n"
 
 
 def _event_name(event: bytes) -> bytes | None:

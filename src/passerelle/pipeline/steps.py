@@ -1,26 +1,37 @@
 """The pre-call steps, in the order they run. Each is pure: it reads the request and decides.
 
-Later steps (kill switches, rate limits, DLP, classification, budgets, cache) plug into the same
-:class:`Step` seam.
+Later steps (kill switches, rate limits, budgets, cache) plug into the same :class:`Step` seam
+as model access and the data policy (``data_policy.py``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from passerelle.config import Config
 from passerelle.config.schema import ModelKind
 from passerelle.core.context import RequestContext
 from passerelle.errors import InvalidRequest, NotFound, PermissionDenied
-from passerelle.pipeline.decisions import CONTINUE, Block, Decision
+from passerelle.pipeline.decisions import CONTINUE, Block, Decision, Hold, Reroute, Rewrite
+
+if TYPE_CHECKING:
+    from passerelle.dlp.actions import Vault
+    from passerelle.pipeline.routing import RouteTarget
 
 
 @dataclass(slots=True)
 class PipelineRequest:
+    """A request as the steps see it. Steps never change it: :func:`run_steps` applies their
+    decisions (a rewritten body, fewer routes) before the next step runs."""
+
     ctx: RequestContext
     body: dict[str, Any]
     kind: ModelKind
+    targets: tuple[RouteTarget, ...] | None = None
+    """The routes still allowed, in order; None: all the model's routes."""
+    vault: Vault | None = None
+    """Pseudonyms in ``body``, to restore in the answer."""
 
 
 class Step(Protocol):
@@ -81,11 +92,20 @@ class ModelAccess:
         return CONTINUE
 
 
-def run_steps(steps: tuple[Step, ...], request: PipelineRequest) -> Block | None:
-    """Run the steps in order; the first Block wins."""
+def run_steps(steps: tuple[Step, ...], request: PipelineRequest) -> Block | Hold | None:
+    """Run the steps in order, applying each rewrite and reroute to ``request`` before the next
+    step; the first Block or Hold stops the run and is returned."""
     for step in steps:
         decision = step.decide(request)
-        if isinstance(decision, Block):
+        if isinstance(decision, (Block, Hold)):
             request.ctx.notes["blocked_by"] = decision.rule
             return decision
+        if isinstance(decision, Reroute):
+            request.targets = decision.targets
+        elif isinstance(decision, Rewrite):
+            request.body = decision.body
+            if decision.targets is not None:
+                request.targets = decision.targets
+            if decision.vault is not None:
+                request.vault = decision.vault
     return None

@@ -15,9 +15,11 @@ from typing import Any, Protocol
 from passerelle.core.canonical import ErrorInfo, Request, Response, Usage
 from passerelle.core.stream import MessageDelta, MessageStart, StreamEvent
 from passerelle.core.translation import Loss, Translated
-from passerelle.formats import anthropic, gemini, openai_chat, openai_responses
+from passerelle.formats import anthropic, bedrock_converse, gemini, openai_chat, openai_responses
 from passerelle.formats._common import WireEvent
 from passerelle.formats.anthropic_stream import AnthropicStreamDecoder, AnthropicStreamEncoder
+from passerelle.formats.bedrock_converse import ModelFamily
+from passerelle.formats.bedrock_converse_stream import ConverseStreamDecoder
 from passerelle.formats.gemini_stream import GeminiStreamDecoder, GeminiStreamEncoder
 from passerelle.formats.openai_chat_stream import ChatStreamDecoder, ChatStreamEncoder
 from passerelle.formats.openai_responses_stream import (
@@ -109,6 +111,28 @@ _CODECS: dict[Wire, Codec] = {
         stream_encoder=lambda model, usage: GeminiStreamEncoder(model=model),
     ),
 }
+
+
+def _no_converse_surface(model: str, usage: bool) -> StreamEncoder:
+    raise AssertionError("no surface speaks Bedrock Converse: nothing is encoded into its streams")
+
+
+_CODECS[Wire.BEDROCK_CONVERSE] = Codec(
+    decode_request=lambda body, model, stream: bedrock_converse.decode_request(
+        body, model=model, stream=stream
+    ),
+    # Claude on Bedrock goes through InvokeModel with Anthropic's own body; Converse serves the
+    # other families, whose extra request fields are not Anthropic's.
+    encode_request=lambda request: bedrock_converse.encode_request(
+        request, model_family=ModelFamily.OTHER
+    ),
+    decode_response=lambda body: bedrock_converse.decode_response(body),
+    encode_response=lambda response: bedrock_converse.encode_response(response),
+    decode_error=lambda status, body: bedrock_converse.decode_error(status, body),
+    encode_error=bedrock_converse.encode_error,
+    stream_decoder=ConverseStreamDecoder,
+    stream_encoder=_no_converse_surface,
+)
 
 
 def codec(wire: Wire) -> Codec:

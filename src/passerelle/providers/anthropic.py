@@ -14,8 +14,6 @@ The three hosts take the same Messages body with small differences, applied in :
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -25,12 +23,9 @@ import orjson
 
 from passerelle.config.schema import ProviderConfig
 from passerelle.errors import PasserelleError
-from passerelle.providers.aws_sigv4 import (
-    AwsCredentials,
-    CredentialsError,
-    resolve_credentials,
-    sign_request,
-)
+from passerelle.formats.bedrock_converse import request_path as converse_path
+from passerelle.providers.aws_credentials import AwsCredentialChain, TransportAwsHttp
+from passerelle.providers.aws_sigv4 import AwsCredentials, CredentialsError, sign_request
 from passerelle.providers.base import Framing, Operation, Unsupported, UpstreamRequest, Wire
 
 DEFAULT_VERSION = "2023-06-01"
@@ -149,34 +144,35 @@ class AnthropicProvider:
 
 
 class BedrockCredentials:
-    """The standard AWS chain, read again every few minutes so that rotated temporary
-    credentials (a refreshed shared file, new environment) are picked up without a restart."""
+    """The standard AWS credential chain (environment, shared files and profiles, assume-role,
+    web identity, credential_process, container and instance metadata), refreshed before its
+    temporary credentials expire; failures become :class:`CloudCredentialsError` so that the
+    route is skipped with the reason."""
 
-    def __init__(
-        self,
-        profile: str | None,
-        *,
-        resolve: Callable[[str | None], AwsCredentials] | None = None,
-        max_age_s: float = 300.0,
-    ) -> None:
-        self._profile = profile
-        self._resolve = resolve or (lambda p: resolve_credentials(profile=p))
-        self._max_age_s = max_age_s
-        self._cached: tuple[AwsCredentials, float] | None = None
+    def __init__(self, chain: AwsCredentialChain) -> None:
+        self._chain = chain
 
-    def get(self) -> AwsCredentials:
-        now = time.monotonic()
-        if self._cached is None or now - self._cached[1] > self._max_age_s:
-            try:
-                self._cached = (self._resolve(self._profile), now)
-            except CredentialsError as exc:
-                raise CloudCredentialsError(f"AWS credentials: {exc}") from None
-        return self._cached[0]
+    @classmethod
+    def standard(cls, config: ProviderConfig) -> BedrockCredentials:
+        return cls(
+            AwsCredentialChain(
+                None, config.aws_profile, TransportAwsHttp(), region=config.aws_region
+            )
+        )
+
+    async def get(self) -> AwsCredentials:
+        try:
+            return await self._chain.get()
+        except CredentialsError as exc:
+            raise CloudCredentialsError(f"AWS credentials: {exc}") from None
+
+    def invalidate(self) -> None:
+        self._chain.invalidate()
 
 
 class BedrockProvider:
-    """Amazon Bedrock. Anthropic models through InvokeModel with the Anthropic body; other model
-    families (Converse) are not served yet, so their routes are skipped with a clear reason."""
+    """Amazon Bedrock: Claude through InvokeModel with Anthropic's own body (so an Anthropic
+    caller gets a passthrough), every other model family through the Converse API."""
 
     def __init__(
         self,
@@ -188,7 +184,7 @@ class BedrockProvider:
     ) -> None:
         self.name = name
         self.config = config
-        self._credentials = credentials or BedrockCredentials(config.aws_profile)
+        self._credentials = credentials or BedrockCredentials.standard(config)
         self._clock = clock
 
     @staticmethod
@@ -196,14 +192,9 @@ class BedrockProvider:
         return "anthropic." in model or model.startswith("claude")
 
     def wire_for(self, operation: Operation, model: str, preferred: Wire) -> Wire:
-        if not self.is_anthropic(model):
-            raise Unsupported(
-                f"provider '{self.name}' (Bedrock) serves Anthropic models only for now; "
-                f"'{model}' needs the Converse API"
-            )
         if operation is not Operation.GENERATE:
-            raise Unsupported(f"provider '{self.name}' (Bedrock) does not count tokens")
-        return Wire.ANTHROPIC
+            raise Unsupported(f"provider '{self.name}' (Bedrock) does not count tokens or embed")
+        return Wire.ANTHROPIC if self.is_anthropic(model) else Wire.BEDROCK_CONVERSE
 
     async def prepare(
         self,
@@ -217,20 +208,22 @@ class BedrockProvider:
     ) -> UpstreamRequest:
         body.pop("model", None)
         body.pop("stream", None)
-        body["anthropic_version"] = BEDROCK_VERSION
-        betas = _betas(client_headers)
-        if betas:
-            body["anthropic_beta"] = betas
-        action = "invoke-with-response-stream" if stream else "invoke"
-        url = f"{self.config.url}/model/{quote(model, safe='')}/{action}"
+        if wire is Wire.BEDROCK_CONVERSE:
+            url = self.config.url + converse_path(model, stream=stream)
+        else:
+            body["anthropic_version"] = BEDROCK_VERSION
+            betas = _betas(client_headers)
+            if betas:
+                body["anthropic_beta"] = betas
+            action = "invoke-with-response-stream" if stream else "invoke"
+            url = f"{self.config.url}/model/{quote(model, safe='')}/{action}"
         payload = orjson.dumps(body)
         headers = {
             "content-type": "application/json",
             "accept": "application/vnd.amazon.eventstream" if stream else "application/json",
             **self.config.headers,
         }
-        # Reading the shared files is disk I/O: off the event loop.
-        credentials = await asyncio.to_thread(self._credentials.get)
+        credentials = await self._credentials.get()
         signed = sign_request(
             "POST",
             url,
@@ -246,6 +239,12 @@ class BedrockProvider:
 
     def error_body(self, wire: Wire, status: int, headers: Mapping[str, str], body: bytes) -> bytes:
         """Bedrock answers ``{"message": ...}`` and names the exception in a header."""
+        exception = headers.get("x-amzn-errortype", "").split(":", 1)[0]
+        if wire is Wire.BEDROCK_CONVERSE:  # the Converse codec reads the name from __type
+            _, message = message_of(body)
+            return orjson.dumps(
+                {"message": message, "__type": exception or "InternalServerException"}
+            )
         parsed, message = message_of(body)
         if parsed is not None and parsed.get("type") == "error":
             return body  # already Anthropic's shape (an error from the model itself)

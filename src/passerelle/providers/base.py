@@ -26,6 +26,8 @@ class Wire(StrEnum):
     OPENAI_EMBEDDINGS = "openai_embeddings"
     ANTHROPIC = "anthropic"
     GEMINI = "gemini"
+    # Bedrock's own format for every model family; no caller speaks it, so always translated.
+    BEDROCK_CONVERSE = "bedrock_converse"
 
 
 class Operation(StrEnum):

@@ -97,3 +97,35 @@ audit_head = Table(
     Column("seq", BigInteger, nullable=False),
     Column("hash", String(64), nullable=False),
 )
+
+# Requests held by the data policy for a human reviewer. The request itself is not kept: only
+# who sent it, what was found (types and counts), the rule, a preview of its text with every
+# finding replaced by a placeholder, and a keyed hash of the exact request. An approval lets
+# the same key send that same request once more (``status`` pending -> approved -> used).
+reviews = Table(
+    "reviews",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("created_at", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("request_id", String(64), nullable=False),
+    Column("actor", String(320), nullable=False),
+    Column("key_id", String(36), nullable=False),
+    Column("project", String(100), nullable=True),
+    Column("model", String(200), nullable=False),
+    Column("endpoint", String(200), nullable=False),
+    Column("data_class", String(100), nullable=False),
+    Column("rule", String(200), nullable=False),
+    Column("findings", Text, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("preview", Text, nullable=True),
+    Column("request_hash", String(64), nullable=False),
+    Column("decided_by", String(320), nullable=True),
+    Column("decided_at", BigInteger, nullable=True),
+    Column("note", Text, nullable=True),
+    Column("used_at", BigInteger, nullable=True),
+    Column("used_by_request", String(64), nullable=True),
+)
+Index("ix_reviews_key_hash", reviews.c.key_id, reviews.c.request_hash)
+Index("ix_reviews_status_created", reviews.c.status, reviews.c.created_at)

@@ -41,6 +41,7 @@ from passerelle.testing._fake_common import (
     pad_with_filler,
     placeholder,
     split_fixed,
+    split_text,
     split_words,
     truncate_to_tokens,
 )
@@ -319,7 +320,7 @@ def message(answer: Answer, model: str, message_id: str) -> dict[str, object]:
 
 
 def stream_events(
-    answer: Answer, model: str, message_id: str, *, words_per_chunk: int = 3
+    answer: Answer, model: str, message_id: str, *, words_per_chunk: int = 3, chunk_chars: int = 0
 ) -> Iterator[tuple[str, dict[str, object]]]:
     """The stream's ``(event name, data)`` pairs, made lazily, in the API's order: message_start,
     then per block start / deltas / stop (with a ping after the first start), message_delta,
@@ -355,7 +356,7 @@ def stream_events(
         )
         if index == 0:
             yield "ping", {"type": "ping"}
-        for delta in _deltas(block, words_per_chunk):
+        for delta in _deltas(block, words_per_chunk, chunk_chars):
             yield (
                 "content_block_delta",
                 {"type": "content_block_delta", "index": index, "delta": delta},
@@ -693,11 +694,13 @@ def _result_text(block: Mapping[str, object]) -> str:
     )
 
 
-def _deltas(block: Mapping[str, object], words_per_chunk: int) -> Iterator[dict[str, object]]:
+def _deltas(
+    block: Mapping[str, object], words_per_chunk: int, chunk_chars: int = 0
+) -> Iterator[dict[str, object]]:
     kind = block["type"]
     if kind == "text":
         text = str(block["text"])
-        for piece in split_words(text, words_per_chunk) if text else []:
+        for piece in split_text(text, words_per_chunk, chunk_chars) if text else []:
             yield {"type": "text_delta", "text": piece}
     elif kind == "thinking":
         for piece in split_words(str(block["thinking"]), words_per_chunk):

@@ -453,6 +453,14 @@ def split_fixed(text: str, size: int) -> list[str]:
     return [text[i : i + size] for i in range(0, len(text), size)] or [""]
 
 
+def split_text(text: str, words_per_piece: int, chars_per_piece: int = 0) -> list[str]:
+    """Pieces of a streamed text: ``chars_per_piece`` characters each when set (so that a word,
+    or a placeholder such as ``[EMAIL_1]``, is cut across events), else a few words each."""
+    if chars_per_piece > 0:
+        return split_fixed(text, chars_per_piece)
+    return split_words(text, words_per_piece)
+
+
 _STRING_FORMATS = {
     "date-time": "1970-01-01T00:00:00Z",
     "date": "1970-01-01",

@@ -34,7 +34,7 @@ from passerelle.testing._fake_common import (
     estimate_tokens,
     pad_with_filler,
     placeholder,
-    split_words,
+    split_text,
     truncate_to_tokens,
 )
 
@@ -289,6 +289,7 @@ def stream_chunks(
     vertex: bool,
     create_time: str,
     words_per_chunk: int,
+    chunk_chars: int = 0,
 ) -> Iterator[dict[str, object]]:
     """The chunks of a streamed answer: text a few words at a time, a function call whole; the
     finish reason and the full usage come with each candidate's last chunk."""
@@ -303,7 +304,8 @@ def stream_chunks(
         for part in candidate.parts:
             if "text" in part and not part.get("thought"):
                 pieces.extend(
-                    [{"text": piece}] for piece in split_words(str(part["text"]), words_per_chunk)
+                    [{"text": piece}]
+                    for piece in split_text(str(part["text"]), words_per_chunk, chunk_chars)
                 )
             elif pieces and "functionCall" in part and "functionCall" in pieces[-1][-1]:
                 pieces[-1].append(part)

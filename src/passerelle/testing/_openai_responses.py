@@ -49,6 +49,7 @@ from passerelle.testing._fake_common import (
     pad_with_filler,
     placeholder,
     split_fixed,
+    split_text,
     split_words,
     text_of,
     truncate_to_tokens,
@@ -816,6 +817,7 @@ def stream_events(
     created_at: int,
     *,
     words_per_chunk: int = 3,
+    chunk_chars: int = 0,
 ) -> Iterator[Event]:
     """The stream's ``(event name, data)`` pairs, made lazily, in the API's order:
     response.created, response.in_progress, each output item's events, then response.completed
@@ -829,14 +831,14 @@ def stream_events(
     yield event("response.created", response=pending)
     yield event("response.in_progress", response=pending)
     for index, item in enumerate(reply.output):
-        yield from _item_events(event, index, item, words_per_chunk)
+        yield from _item_events(event, index, item, words_per_chunk, chunk_chars)
     done = response_object(request, response_id, model, created_at, reply, created_at)
     final = "response.incomplete" if reply.incomplete else "response.completed"
     yield event(final, response=done)
 
 
 def _item_events(
-    event: Callable[..., Event], index: int, item: Item, words_per_chunk: int
+    event: Callable[..., Event], index: int, item: Item, words_per_chunk: int, chunk_chars: int
 ) -> Iterator[Event]:
     item_id = item["id"]
     at = {"item_id": item_id, "output_index": index}
@@ -872,7 +874,7 @@ def _item_events(
             text = str(part["text"])
             where = {**at, "content_index": number}
             yield event("response.content_part.added", **where, part=_output_text_part(""))
-            for piece in split_words(text, words_per_chunk):
+            for piece in split_text(text, words_per_chunk, chunk_chars):
                 yield event("response.output_text.delta", **where, delta=piece, logprobs=[])
             yield event("response.output_text.done", **where, text=text, logprobs=[])
             yield event("response.content_part.done", **where, part=part)

@@ -91,6 +91,7 @@ class FakeSettings:
     chunk_delay_ms: float = 0  # between two stream events
     reply_words: int | None = None  # pad replies to this many words (benchmarks)
     words_per_chunk: int = 3
+    chunk_chars: int = 0  # when set, stream text this many characters at a time instead
     models: tuple[str, ...] = ("claude-sonnet-4-6", "claude-haiku-4-5", "claude-opus-4-7")
     request_log_size: int = 200
 
@@ -256,7 +257,11 @@ class _FakeAnthropic:
         headers = _headers()
         if call.body.get("stream") is True:
             events = claude.stream_events(
-                reply, model, message_id, words_per_chunk=self.settings.words_per_chunk
+                reply,
+                model,
+                message_id,
+                words_per_chunk=self.settings.words_per_chunk,
+                chunk_chars=self.settings.chunk_chars,
             )
             body = stream_events(
                 (claude.sse(name, data) for name, data in events),

@@ -116,6 +116,7 @@ class FakeSettings:
     chunk_delay_ms: float = 0
     reply_words: int | None = None
     words_per_chunk: int = 3
+    chunk_chars: int = 0  # when set, stream text this many characters at a time instead
     cached_content_tokens: int = 1024  # what a request naming ``cachedContent`` reads from it
     models: tuple[str, ...] = ("gemini-2.5-flash", "gemini-2.5-pro", "gemini-2.0-flash")
     request_log_size: int = 200
@@ -371,6 +372,7 @@ class _FakeGoogle:
             vertex=vertex,
             create_time=created,
             words_per_chunk=self.settings.words_per_chunk,
+            chunk_chars=self.settings.chunk_chars,
         )
         if request.query_params.get("alt") == "sse":
             events: Iterator[bytes] = (b"data: " + orjson.dumps(c) + b"\r\n\r\n" for c in chunks)

@@ -52,7 +52,7 @@ from passerelle.testing._fake_common import (
     placeholder,
     play_fault,
     split_fixed,
-    split_words,
+    split_text,
     sse_event,
     stream_events,
     text_of,
@@ -91,6 +91,7 @@ class FakeSettings:
     chunk_delay_ms: float = 0  # between two stream events
     reply_words: int | None = None  # pad replies to this many words (benchmarks)
     words_per_chunk: int = 3
+    chunk_chars: int = 0  # when set, stream text this many characters at a time instead
     embedding_dimensions: int = 8  # unless the request asks for ``dimensions``
     models: tuple[str, ...] = ("gpt-4o", "gpt-4o-mini", "text-embedding-3-small")
     request_log_size: int = 200
@@ -464,7 +465,9 @@ class _FakeOpenAI:
         for index, answer in enumerate(answers):
             if answer.content is not None:
                 yield chunk(index, {"role": "assistant", "content": "", "refusal": None})
-                for piece in split_words(answer.content, self.settings.words_per_chunk):
+                for piece in split_text(
+                    answer.content, self.settings.words_per_chunk, self.settings.chunk_chars
+                ):
                     yield chunk(index, {"content": piece})
             for position, call in enumerate(answer.tool_calls):
                 opening: dict[str, object] = {
@@ -521,6 +524,7 @@ class _FakeOpenAI:
                 model,
                 now,
                 words_per_chunk=self.settings.words_per_chunk,
+                chunk_chars=self.settings.chunk_chars,
             )
             body = stream_events(
                 (responses_api.sse(name, data) for name, data in events),
