@@ -8,12 +8,12 @@ change to users or keys) moved since the entries were loaded? If it has, every e
 How that question is asked depends on the database, and decides how soon a change made by
 another process (``passerelle keys revoke``, another gateway instance) is seen:
 
-* **SQLite**: on every request (at most once per millisecond), with one indexed read on a plain
-  read-only ``sqlite3`` connection, a few microseconds in WAL mode. A revocation applies to the
-  next request that arrives a millisecond or more after it was committed.
-* **PostgreSQL**: a background thread reads the epoch every ``poll_interval`` seconds (0.1 by
-  default), because a round trip per request would block the event loop. A change made
-  elsewhere applies within that interval.
+* by default, a background thread reads the epoch every 0.05 s (SQLite) or 0.1 s (PostgreSQL):
+  a change made by another process applies within that interval. A read per request would put
+  a database call, and an interpreter-lock hand-off, on the event loop of every request;
+  measured, those hand-offs stalled requests for milliseconds at the tail;
+* :class:`SQLiteEpoch` reads it per request instead (at most once a millisecond), for callers
+  that need a revocation by another process to apply at once and accept that cost.
 
 A change made through this process (the admin API) drops the cache at once in both cases.
 Expiry is checked against the clock on every request, cached or not, and an entry is reloaded
@@ -124,13 +124,21 @@ class PolledEpoch:
         self._thread.join(timeout=2)
 
 
-def epoch_source(store: KeyStore, *, poll_interval: float = 0.1) -> EpochSource:
-    """The cheapest way to follow the epoch on this database."""
+def epoch_source(
+    store: KeyStore, *, poll_interval: float | None = None, per_request: bool = False
+) -> EpochSource:
+    """How the gateway follows the epoch: polled by a background thread (every 0.05 s on
+    SQLite, 0.1 s on PostgreSQL), or, with ``per_request`` on SQLite, read on every request.
+
+    Polling is the default even on SQLite: any database call on the event loop lets another
+    thread take the interpreter lock, and getting it back can stall every request in flight
+    for milliseconds; a revocation applying within 50 ms is worth far less than that."""
     db: Database = store.db
     url = make_url(db.url)
-    if db.is_sqlite and url.database and url.database != ":memory:":
+    local = db.is_sqlite and bool(url.database) and url.database != ":memory:"
+    if per_request and local and url.database:
         return SQLiteEpoch(url.database)
-    return PolledEpoch(store, poll_interval)
+    return PolledEpoch(store, poll_interval or (0.05 if db.is_sqlite else 0.1))
 
 
 @dataclass(frozen=True, slots=True)
