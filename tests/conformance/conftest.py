@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from passerelle.config import load_config
 from passerelle.http.app import create_app
-from passerelle.testing import fake_bedrock, fake_google_oauth
+from passerelle.testing import fake_bedrock, fake_google_oauth, fake_openai
 from passerelle.testing.server import serve_in_thread
 
 SERVICE_ACCOUNT = "gateway@conformance.iam.gserviceaccount.com"
@@ -36,6 +36,13 @@ providers:
     api_key: env:UPSTREAM_KEY
     region: us
     clearance: internal
+    retry: {{max_attempts: 1}}
+  mistral:
+    kind: mistral
+    base_url: {mistral}/v1
+    api_key: env:UPSTREAM_KEY
+    region: eu
+    clearance: confidential
     retry: {{max_attempts: 1}}
   claude:
     kind: anthropic
@@ -70,6 +77,7 @@ providers:
 models:
   openai-chat: {{routes: [{{provider: compat, model: gpt-4o-mini}}]}}
   openai: {{routes: [{{provider: oai, model: gpt-4o-mini}}]}}
+  mistral: {{routes: [{{provider: mistral, model: mistral-large-latest}}]}}
   anthropic: {{routes: [{{provider: claude, model: claude-sonnet-4-6}}]}}
   gemini: {{routes: [{{provider: gem, model: gemini-2.5-flash}}]}}
   bedrock: {{routes: [{{provider: bedrock, model: "eu.anthropic.claude-sonnet-4-6-v1:0"}}]}}
@@ -123,6 +131,9 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
         pytest.MonkeyPatch.context() as patch,
         serve_in_thread(oauth.app) as oauth_url,
         serve_in_thread("openai") as openai_url,
+        serve_in_thread(
+            "openai", settings=fake_openai.FakeSettings(dialect="mistral")
+        ) as mistral_url,
         serve_in_thread("anthropic") as anthropic_url,
         serve_in_thread("gemini") as gemini_url,
         serve_in_thread(
@@ -151,6 +162,7 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
             CONFIG.format(
                 data=data,
                 openai=openai_url,
+                mistral=mistral_url,
                 anthropic=anthropic_url,
                 gemini=gemini_url,
                 bedrock=bedrock_url,
@@ -167,6 +179,7 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
             upstreams = {
                 "openai-chat": Upstream(openai_url),
                 "openai": Upstream(openai_url),
+                "mistral": Upstream(mistral_url),
                 "anthropic": Upstream(anthropic_url),
                 "gemini": Upstream(gemini_url),
                 "bedrock": Upstream(bedrock_url),

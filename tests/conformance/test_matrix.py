@@ -16,6 +16,7 @@ from .conftest import Gateway
 PROVIDERS = [
     "openai-chat",
     "openai",
+    "mistral",
     "anthropic",
     "gemini",
     "bedrock",

@@ -96,7 +96,11 @@ class OpenAIProvider:
         client_headers: Mapping[str, str],
     ) -> UpstreamRequest:
         body["model"] = model
-        if stream and wire is Wire.OPENAI_CHAT and self.profile.accepts_stream_options:
+        if not self.profile.accepts_stream_options:
+            # Mistral refuses the field outright (422) and reports usage on its own; a caller's
+            # or a translation's stream_options would fail the whole request.
+            body.pop("stream_options", None)
+        elif stream and wire is Wire.OPENAI_CHAT:
             # Ask for usage so that streams are charged from the provider's own count; the relay
             # hides the extra chunk from a caller who did not ask for it.
             options = body.get("stream_options")
@@ -107,7 +111,29 @@ class OpenAIProvider:
         return UpstreamRequest("POST", self.url(wire, model), self.headers(), orjson.dumps(body))
 
     def error_body(self, wire: Wire, status: int, headers: Mapping[str, str], body: bytes) -> bytes:
-        return body
+        """Mistral answers errors flat (``{"object": "error", "message", ...}``, the message
+        sometimes a validation object); OpenAI's shape nests them under ``error``."""
+        if self.config.kind is not ProviderKind.MISTRAL:
+            return body
+        try:
+            parsed = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            return body
+        if not isinstance(parsed, dict) or "error" in parsed or "message" not in parsed:
+            return body
+        message = parsed.get("message")
+        if not isinstance(message, str):
+            message = orjson.dumps(message).decode()
+        return orjson.dumps(
+            {
+                "error": {
+                    "message": message,
+                    "type": parsed.get("type") or "invalid_request_error",
+                    "param": parsed.get("param"),
+                    "code": parsed.get("code"),
+                }
+            }
+        )
 
     async def close(self) -> None:
         return None

@@ -28,6 +28,7 @@ import os
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 import orjson
 from starlette.applications import Starlette
@@ -35,7 +36,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
-from starlette.types import Receive
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from passerelle.testing import _openai_responses as responses_api
 from passerelle.testing._fake_common import (
@@ -96,6 +97,11 @@ class FakeSettings:
     models: tuple[str, ...] = ("gpt-4o", "gpt-4o-mini", "text-embedding-3-small")
     request_log_size: int = 200
     stored_responses: int = 100  # Responses API answers kept for ``previous_response_id``
+    # "mistral" speaks Mistral's variant of Chat Completions: flat error bodies
+    # ({"object": "error", "message", "type", "param", "code"}), a 422 for ``stream_options``
+    # (its schema forbids extra inputs), usage on the last chunk of every stream, 9-character
+    # tool call ids, and no Responses API.
+    dialect: str = "openai"
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,8 +129,15 @@ class _Answer:
     tokens: int
 
 
-def create_app(settings: FakeSettings) -> Starlette:
+def create_app(settings: FakeSettings) -> Starlette | ASGIApp:
     """The fake as an ASGI app; every instance has its own fault queue and request log."""
+    if settings.dialect not in ("openai", "mistral"):
+        raise ValueError(f"unknown dialect {settings.dialect!r}: openai or mistral")
+    app = _create_app(settings)
+    return _MistralErrors(app) if settings.dialect == "mistral" else app
+
+
+def _create_app(settings: FakeSettings) -> Starlette:
     fake = _FakeOpenAI(settings)
     chat, embed, post = fake.chat_completions, fake.embeddings, ["POST"]
     routes = [
@@ -354,9 +367,18 @@ class _FakeOpenAI:
             "created": int(time.time()),
             "model": f"fake-{call.model}",
         }
+        mistral = self.settings.dialect == "mistral"
+        if mistral and "stream_options" in body:
+            raise _error(
+                422,
+                "Extra inputs are not permitted: body.stream_options",
+                param="stream_options",
+            )
         if body.get("stream") is True:
             options = body.get("stream_options")
-            with_usage = isinstance(options, dict) and options.get("include_usage") is True
+            with_usage = mistral or (
+                isinstance(options, dict) and options.get("include_usage") is True
+            )
             chunks = self._chunks(base, answers, usage if with_usage else None)
             events = stream_events(
                 (sse_event(chunk) for chunk in chunks),
@@ -413,7 +435,7 @@ class _FakeOpenAI:
                 chosen = tools[:2]
             calls = tuple(
                 _ToolCall(
-                    _call_id(),
+                    _call_id(mistral=self.settings.dialect == "mistral"),
                     str(tool["name"]),
                     orjson.dumps(placeholder(tool.get("parameters") or {})).decode(),
                 )
@@ -491,6 +513,10 @@ class _FakeOpenAI:
                 for fragment in split_fixed(call.arguments, _ARGUMENT_FRAGMENT):
                     tool_delta = {"index": position, "function": {"arguments": fragment}}
                     yield chunk(index, {"tool_calls": [tool_delta]})
+            if self.settings.dialect == "mistral" and index == len(answers) - 1:
+                # Mistral puts the usage on the chunk that ends the answer.
+                yield {**chunk(index, {}, answer.finish_reason), "usage": usage}
+                return
             yield chunk(index, {}, answer.finish_reason)
         if usage is not None:
             yield {**head, "choices": [], "usage": usage}
@@ -498,6 +524,8 @@ class _FakeOpenAI:
     # -- responses -----------------------------------------------------------------------------
 
     async def responses(self, request: Request) -> Response:
+        if self.settings.dialect == "mistral":
+            return json_response({"detail": "Not Found"}, 404, {"x-fake-upstream": "openai"})
         try:
             call = await self._admit(request)
             return self._responses(call)
@@ -609,8 +637,53 @@ def _message_chars(message: Mapping[str, object]) -> int:
     return chars
 
 
-def _call_id() -> str:
+def _call_id(*, mistral: bool = False) -> str:
+    if mistral:  # Mistral's ids are nine letters and digits
+        alphabet = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+        return "".join(alphabet[b % len(alphabet)] for b in os.urandom(9))
     return f"call_{os.urandom(12).hex()}"
+
+
+class _MistralErrors:
+    """Rewrites the fake's OpenAI error bodies into Mistral's flat shape, for every error the
+    fake answers (validation, faults, unknown paths); other responses pass untouched."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"].startswith("/_fake/"):
+            await self.app(scope, receive, send)
+            return
+        held: dict[str, Any] = {}
+        chunks: list[bytes] = []
+
+        async def capture(message: Message) -> None:
+            if message["type"] == "http.response.start" and message["status"] >= 400:
+                held["start"] = message
+                return
+            if "start" not in held:
+                await send(message)
+                return
+            chunks.append(message.get("body", b""))
+            if message.get("more_body"):
+                return
+            body = b"".join(chunks)
+            try:
+                parsed = orjson.loads(body)
+            except orjson.JSONDecodeError:
+                parsed = None
+            if isinstance(parsed, dict) and isinstance(parsed.get("error"), dict):
+                body = orjson.dumps({"object": "error", **parsed["error"]})
+            start = dict(held["start"])
+            start["headers"] = [
+                (k, str(len(body)).encode() if k == b"content-length" else v)
+                for k, v in start["headers"]
+            ]
+            await send(start)
+            await send({"type": "http.response.body", "body": body})
+
+        await self.app(scope, receive, capture)
 
 
 def _with_new_ids(answer: _Answer) -> _Answer:
@@ -663,6 +736,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=9001)
+    parser.add_argument(
+        "--dialect", choices=("openai", "mistral"), default="openai", help="whose API to speak"
+    )
     parser.add_argument("--latency-ms", type=float, default=0, help="before each answer")
     parser.add_argument("--chunk-delay-ms", type=float, default=0, help="between stream events")
     parser.add_argument("--reply-words", type=int, default=None, help="pad replies to N words")
@@ -673,6 +749,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         latency_ms=args.latency_ms,
         chunk_delay_ms=args.chunk_delay_ms,
         reply_words=args.reply_words,
+        dialect=args.dialect,
     )
     uvicorn.run(
         create_app(settings),
