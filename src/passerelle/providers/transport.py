@@ -100,6 +100,10 @@ class Transport:
             limit_per_host=0,
             ttl_dns_cache=300,
             enable_cleanup_closed=True,
+            # Drop idle connections before the server does: many close them after 5 s, and a
+            # request sent on a connection the server is closing at that moment fails with no
+            # answer. aiohttp's default (15 s) made that race likely on quiet routes.
+            keepalive_timeout=4.0,
         )
         self._session = aiohttp.ClientSession(
             connector=connector,
