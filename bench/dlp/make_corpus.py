@@ -790,7 +790,7 @@ def client_term_snippet(rng: random.Random) -> Pieces:
     frame = rng.choice(
         [
             "Peux-tu résumer le compte rendu de réunion avec {v} ?",
-            "Draft a status update for the {v} steering committee.",
+            "Draft a status update for the {v} project board.",
             "# TODO({v}): migrate the billing export",
             "Le client {v} demande un devis.",
         ]
@@ -918,7 +918,7 @@ NEGATIVES: tuple[Callable[[random.Random], str], ...] = (
 FILLER = {
     "prompt_en": (
         "Can you help me refactor this service?",
-        "Summarise the following notes for the steering committee.",
+        "Summarise the following notes for the project board.",
         "The quarterly report shows a 12% increase in revenue.",
         "Write a polite reply to the customer below.",
         "We deploy on Tuesdays after the review.",

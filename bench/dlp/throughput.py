@@ -54,7 +54,7 @@ PROSE = (
     "Voici le compte rendu de l'atelier de jeudi ; il manque la partie sur les risques.",
     "Nous devons livrer la version 2.3 avant la fin du mois, les tests de charge sont en retard.",
     "Rédige une réponse courtoise qui explique le retard et propose un geste commercial.",
-    "Summarise the following meeting notes in five bullet points for the steering committee.",
+    "Summarise the following meeting notes in five bullet points for the project board.",
     "The migration plan moves the reporting jobs first, then the billing exports in March.",
     "Explain why this function is slow on large inputs and suggest a better data structure.",
     "Our quarterly review showed a twelve percent increase in support tickets after the release.",

@@ -159,7 +159,7 @@ class FakeAwsMetadata:
             ]
         )
 
-    # -- steering and inspection ----------------------------------------------------------------
+    # -- control and inspection -----------------------------------------------------------------
 
     def answer_next(
         self, kind: str, status: int, body: str | bytes, content_type: str = "text/plain"
