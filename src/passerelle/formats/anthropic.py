@@ -383,6 +383,29 @@ def _decode_output_format(value: Any) -> ResponseFormat | None:
 # -- requests: canonical → wire -----------------------------------------------------------------
 
 
+def claude_sampling(
+    sampling: Sampling, thinking_on: bool, losses: LossLog
+) -> tuple[float | None, float | None]:
+    """Temperature and top_p as Claude accepts them, wherever its body goes (Anthropic's API,
+    Bedrock Converse): temperature at most 1 and none while thinking, top_p at least 0.95 while
+    thinking. What does not fit is dropped and recorded."""
+    temperature: float | None = None
+    top_p: float | None = None
+    if sampling.temperature is not None:
+        if thinking_on:
+            losses.add("temperature", "temperature")
+        else:
+            if sampling.temperature > 1.0:
+                losses.add("temperature", "temperature")
+            temperature = min(sampling.temperature, 1.0)
+    if sampling.top_p is not None:
+        if thinking_on and sampling.top_p < 0.95:
+            losses.add("top_p", "top_p")
+        else:
+            top_p = sampling.top_p
+    return temperature, top_p
+
+
 def encode_request(
     request: Request, *, default_max_tokens: int = DEFAULT_MAX_TOKENS
 ) -> Translated[JSON]:
@@ -405,18 +428,11 @@ def encode_request(
     if thinking is not None:
         body["thinking"] = thinking
     thinking_on = thinking is not None and thinking["type"] != "disabled"
-    if sampling.temperature is not None:
-        if thinking_on:
-            losses.add("temperature", "temperature")
-        else:
-            if sampling.temperature > 1.0:
-                losses.add("temperature", "temperature")
-            body["temperature"] = min(sampling.temperature, 1.0)
-    if sampling.top_p is not None:
-        if thinking_on and sampling.top_p < 0.95:
-            losses.add("top_p", "top_p")
-        else:
-            body["top_p"] = sampling.top_p
+    temperature, top_p = claude_sampling(sampling, thinking_on, losses)
+    if temperature is not None:
+        body["temperature"] = temperature
+    if top_p is not None:
+        body["top_p"] = top_p
     if sampling.top_k is not None:
         if thinking_on:
             losses.add("top_k", "top_k")

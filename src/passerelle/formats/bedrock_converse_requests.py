@@ -58,6 +58,7 @@ from passerelle.formats._common import (
     string,
     text_to_b64,
 )
+from passerelle.formats.anthropic import claude_sampling
 
 VENDOR = Vendor.ANTHROPIC
 """Who minted the reasoning state Converse relays: only Claude produces signatures there."""
@@ -522,18 +523,11 @@ def _encode_inference(
     inference: JSON = {}
     if max_tokens is not None:
         inference["maxTokens"] = max_tokens
-    if sampling.temperature is not None:
-        if thinking_on:
-            losses.add("temperature", "temperature")
-        else:
-            if sampling.temperature > 1.0:
-                losses.add("temperature", "temperature")
-            inference["temperature"] = min(sampling.temperature, 1.0)
-    if sampling.top_p is not None:
-        if thinking_on and sampling.top_p < 0.95:
-            losses.add("top_p", "top_p")
-        else:
-            inference["topP"] = sampling.top_p
+    temperature, top_p = claude_sampling(sampling, thinking_on, losses)
+    if temperature is not None:
+        inference["temperature"] = temperature
+    if top_p is not None:
+        inference["topP"] = top_p
     if sampling.stop:
         inference["stopSequences"] = list(sampling.stop)
     for name in ("seed", "presence_penalty", "frequency_penalty"):
