@@ -16,11 +16,13 @@
         ├── MethodNotAllowed        405
         ├── PayloadTooLarge         413  body over the configured limit
         ├── UnsupportedMediaType    415  body is not JSON
-        ├── RateLimited             429
+        ├── RateLimited             429  a rate limit of the gateway's or of the provider's
+        │   └── BudgetExceeded      429  a hard budget cap is reached (OpenAI: insufficient_quota)
         ├── InternalError           500  a bug; the message never carries internals
         ├── UpstreamError           502  the provider answered with an error we cannot pass on
         ├── UpstreamUnavailable     503  no route could be reached (refused, circuit open)
         ├── DlpUnavailable          503  the DLP scanner is not ready or failed: fail closed
+        ├── LimitsUnavailable       503  budgets or rate limits cannot be checked: fail closed
         └── UpstreamTimeout         504  the provider did not answer in time
 
 Every ``GatewayError`` renders to the caller's own API format: OpenAI, Anthropic or Gemini.
@@ -90,6 +92,8 @@ class GatewayError(PasserelleError):
 
     status: int = 500
     code: str = "internal_error"
+    openai_type: str | None = None
+    """The OpenAI error ``type`` when it is not the one of the HTTP status."""
 
     def __init__(
         self,
@@ -164,6 +168,15 @@ class RateLimited(GatewayError):
     code = "rate_limit_exceeded"
 
 
+class BudgetExceeded(RateLimited):
+    """A hard budget cap would be passed. OpenAI's own answer to an exhausted quota is a 429 of
+    type ``insufficient_quota``, which coding agents (Codex among them) report as final instead
+    of retrying; the other dialects only have their rate-limit error for it."""
+
+    code = "budget_exceeded"
+    openai_type = "insufficient_quota"
+
+
 class InternalError(GatewayError):
     status = 500
     code = "internal_error"
@@ -187,6 +200,14 @@ class DlpUnavailable(GatewayError):
     code = "dlp_unavailable"
 
 
+class LimitsUnavailable(GatewayError):
+    """The shared state behind budgets and rate limits (Redis) cannot be reached: a request
+    they apply to is refused, never sent unchecked."""
+
+    status = 503
+    code = "limits_unavailable"
+
+
 class UpstreamTimeout(GatewayError):
     status = 504
     code = "upstream_timeout"
@@ -198,11 +219,21 @@ def error_body(error: GatewayError, wire: WireFormat) -> dict[str, Any]:
     if wire is WireFormat.ANTHROPIC:
         return {"type": "error", "error": {"type": anthropic_type, "message": error.message}}
     if wire is WireFormat.GEMINI:
-        return {"error": {"code": error.status, "message": error.message, "status": gemini_status}}
+        body: dict[str, Any] = {
+            "code": error.status,
+            "message": error.message,
+            "status": gemini_status,
+        }
+        retry_after = error.headers.get("retry-after")
+        if retry_after is not None:
+            # How Google APIs say when to retry; the Gemini CLI and SDKs read it.
+            retry_info = "type.googleapis.com/google.rpc.RetryInfo"
+            body["details"] = [{"@type": retry_info, "retryDelay": f"{retry_after}s"}]
+        return {"error": body}
     return {
         "error": {
             "message": error.message,
-            "type": openai_type,
+            "type": error.openai_type or openai_type,
             "param": error.param,
             "code": error.code,
         }

@@ -34,6 +34,10 @@ def resolve_secrets(config: Config, environ: Mapping[str, str] | None = None) ->
     names = [ref.env_name for p in config.providers.values() for ref in p.secret_refs()]
     if config.file.audit.key is not None:
         names.append(config.file.audit.key.env_name)
+    if config.file.limits.alert_webhook is not None:
+        names.append(config.file.limits.alert_webhook.env_name)
+    if config.file.state.redis_password is not None:
+        names.append(config.file.state.redis_password.env_name)
     missing = sorted({name for name in names if not env.get(name)})
     if missing:
         raise ConfigError(

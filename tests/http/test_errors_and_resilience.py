@@ -52,6 +52,12 @@ def audited(gateway: RunningGateway, response: httpx.Response) -> dict[str, Any]
     raise AssertionError(f"{request_id} not audited")
 
 
+@pytest.fixture(autouse=True)
+def _breakers_closed(gateway: RunningGateway) -> None:
+    """Failures queued by one test must not leave a circuit breaker open for the next."""
+    gateway.app.state.gateway.breakers.reset()
+
+
 # -- authentication ----------------------------------------------------------------------------
 
 

@@ -9,7 +9,8 @@ import pytest
 from sqlalchemy import text
 
 from passerelle.storage.db import Database, now_us
-from passerelle.storage.keycache import KeyCache, PolledEpoch, SQLiteEpoch, epoch_source
+from passerelle.storage.epochs import PolledEpoch
+from passerelle.storage.keycache import KeyCache, SQLiteEpoch, epoch_source
 from passerelle.storage.keys import KeyStatus, KeyStore
 
 

@@ -13,6 +13,7 @@ import click
 import orjson
 
 from passerelle import __version__
+from passerelle.cli.controls import feedback, kill
 from passerelle.cli.governance import policy, review
 from passerelle.config import Config, load_config
 from passerelle.core.context import KeyScope
@@ -74,6 +75,8 @@ def cli(ctx: click.Context, config_path: str) -> None:
       passerelle scan FILES                find secrets and personal data before they leave
       passerelle policy explain -p P TEXT  what class a text gets and where it may go
       passerelle review list               requests held for a human reviewer
+      passerelle kill model M --reason R   disable a model now (or provider, project, user)
+      passerelle feedback summary          thumbs up and down per model
     """
     ctx.obj = Context(config_path)
 
@@ -402,6 +405,64 @@ def spend(
             click.echo("(no requests match)")
 
 
+# -- budgets -----------------------------------------------------------------------------------
+
+
+@cli.group()
+def budgets() -> None:
+    """Where each budget stands this period, and the alerts they raised."""
+
+
+@budgets.command("status")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
+@click.pass_obj
+def budgets_status(obj: Context, fmt: str) -> None:
+    """Spend against every configured budget this day or month, most used first."""
+    from passerelle.pipeline.budgets import budget_report, scope_members
+    from passerelle.storage.keys import KeyStore
+
+    db, _key = _audit_db(obj)
+    rows = budget_report(obj.config, db, scope_members(obj.config, KeyStore(db)))
+    if fmt == "json":
+        click.echo(orjson.dumps([row.as_json() for row in rows]).decode())
+        return
+    if not rows:
+        configured = bool(obj.config.file.budgets)
+        click.echo("(no budget has spend this period)" if configured else "(no budgets)")
+        return
+    header = ["budget", "name", "period", "spent_usd", "soft_usd", "hard_usd", "used", "state"]
+    table = [
+        [
+            r.budget,
+            r.name,
+            r.period,
+            j["spent_usd"],
+            j["soft_usd"] or "-",
+            j["hard_usd"],
+            f"{j['used_percent']}%",
+            r.state,
+        ]
+        for r in rows
+        for j in [r.as_json()]
+    ]
+    widths = [max(len(str(x)) for x in [h, *(t[i] for t in table)]) for i, h in enumerate(header)]
+    click.echo("  ".join(h.upper().ljust(w) for h, w in zip(header, widths, strict=True)))
+    for line in table:
+        click.echo("  ".join(str(x).ljust(w) for x, w in zip(line, widths, strict=True)))
+
+
+@budgets.command("alerts")
+@click.option("--since", default=None, help="First day, YYYY-MM-DD (UTC).")
+@click.pass_obj
+def budgets_alerts(obj: Context, since: str | None) -> None:
+    """Soft thresholds crossed and caps reached, newest first (one JSON object a line)."""
+    from passerelle.storage.spend import budget_alerts
+
+    db, _key = _audit_db(obj)
+    for alert in budget_alerts(db, since_day=since):
+        click.echo(orjson.dumps(alert).decode())
+
+
 # -- scan --------------------------------------------------------------------------------------
 
 
@@ -622,6 +683,8 @@ def audit_export(
 
 cli.add_command(policy)
 cli.add_command(review)
+cli.add_command(kill)
+cli.add_command(feedback)
 
 
 def main() -> None:

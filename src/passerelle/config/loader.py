@@ -192,12 +192,53 @@ def _cross_check(cfg: ConfigFile, lines: Mapping[Path_, int], source: str) -> No
                     "e.g. ipv4, email, phone_intl",
                     ("dlp", "disabled_rules", index),
                 )
+    names_of: dict[str, Mapping[str, object]] = {
+        "team": cfg.teams,
+        "project": cfg.projects,
+        "client": cfg.clients,
+        "model": cfg.models,
+    }
+    for index, budget in enumerate(cfg.budgets):
+        defined = names_of.get(budget.scope.value)
+        if defined is not None and budget.match != "*" and budget.match not in defined:
+            fail(
+                f"budget on unknown {budget.scope.value} {budget.match!r}; defined: "
+                f"{sorted(defined)}",
+                ("budgets", index, "match"),
+            )
+        downgrade = budget.downgrade_to
+        if isinstance(downgrade, dict):
+            named = [alias for pair in downgrade.items() for alias in pair]
+        else:
+            named = [downgrade] if downgrade is not None else []
+        for alias in named:
+            if alias not in cfg.models:
+                fail(
+                    f"downgrade_to names unknown model alias {alias!r}",
+                    ("budgets", index, "downgrade_to"),
+                )
+    for index, limit in enumerate(cfg.rate_limits):
+        defined = names_of.get(limit.scope.value)
+        if defined is not None and limit.match != "*" and limit.match not in defined:
+            fail(
+                f"rate limit on unknown {limit.scope.value} {limit.match!r}; defined: "
+                f"{sorted(defined)}",
+                ("rate_limits", index, "match"),
+            )
     for key in cfg.prices:
         if "/" not in key:
             fail(
                 f"price key {key!r} must be '<provider kind>/<model id>', e.g. 'openai/gpt-4o'",
                 ("prices", key),
             )
+    cached = cfg.cache.enabled or any(p.cache for p in cfg.projects.values())
+    if cached and cfg.state.backend == "redis" and cfg.audit.key is None:
+        # Shared entries are keyed and sealed with a secret every instance holds: the audit key.
+        fail(
+            "a response cache in Redis needs audit.key (env:NAME): its entries are keyed with it, "
+            "so that Redis never holds a prompt hash that could confirm a guess",
+            ("cache",) if cfg.cache.enabled else ("projects",),
+        )
 
 
 def _dlp_rule_types() -> frozenset[str]:

@@ -107,6 +107,50 @@ class RetryPolicy(Strict):
     )
 
 
+class CircuitBreaker(Strict):
+    """When to stop sending to a deployment (one provider and model id) that keeps failing.
+
+    Each gateway process keeps its own breakers: every instance learns on its own, as Envoy's
+    outlier detection does. See ``passerelle.pipeline.breakers`` for the state machine."""
+
+    enabled: bool = Field(
+        True,
+        description="off: the deployment is always tried, even while it fails or rate limits",
+    )
+    failures: int = Field(
+        5,
+        ge=1,
+        le=1000,
+        description="consecutive failures (refused or reset connections, timeouts, 5xx) "
+        "that open the breaker",
+    )
+    cooldown_s: float = Field(
+        30.0,
+        gt=0,
+        le=3600,
+        description="how long an open breaker skips the deployment before letting a probe through",
+    )
+    max_cooldown_s: float = Field(
+        300.0,
+        gt=0,
+        le=86_400,
+        description="the cooldown doubles each time a probe fails, up to this; also the longest "
+        "upstream retry-after (429) during which the deployment is skipped",
+    )
+    half_open_probes: int = Field(
+        1,
+        ge=1,
+        le=100,
+        description="requests let through at once after the cooldown, to test the deployment",
+    )
+
+    @model_validator(mode="after")
+    def _cooldowns(self) -> CircuitBreaker:
+        if self.max_cooldown_s < self.cooldown_s:
+            raise ValueError("max_cooldown_s must be at least cooldown_s")
+        return self
+
+
 class ProviderConfig(Strict):
     kind: ProviderKind
     base_url: Annotated[str, Field(pattern=r"^https?://[^\s]+$")] | None = Field(
@@ -139,6 +183,7 @@ class ProviderConfig(Strict):
     clearance: Name = Field(description="the highest data class this destination may receive")
     timeouts: Timeouts = Timeouts()
     retry: RetryPolicy = RetryPolicy()
+    circuit_breaker: CircuitBreaker = CircuitBreaker()
     headers: dict[str, str] = Field(default_factory=dict, description="extra non-secret headers")
 
     @model_validator(mode="after")
@@ -200,6 +245,15 @@ class Route(Strict):
     pricing_model: str | None = Field(
         None, description="price this route as that model, e.g. when a deployment is renamed"
     )
+    weight: int | None = Field(
+        None,
+        ge=1,
+        le=1_000_000,
+        strict=True,
+        description="share of the traffic this route takes first; when a route of the model has "
+        "a weight, the first route is drawn among the weighted ones and routes without a weight "
+        "are fallbacks only",
+    )
 
 
 class ModelKind(StrEnum):
@@ -211,7 +265,8 @@ class ModelAlias(Strict):
     kind: ModelKind = ModelKind.CHAT
     description: str = ""
     routes: Annotated[list[Route], Field(min_length=1)] = Field(
-        description="tried in order: the first is preferred, the others are fallbacks"
+        description="tried in order: the first is preferred, the others are fallbacks "
+        "(unless routes carry a weight)"
     )
 
 
@@ -241,6 +296,9 @@ class Project(Strict):
     )
     regions: list[Name] = Field(default_factory=list, description="empty: any region")
     retention: Retention | None = None
+    cache: bool | None = Field(
+        None, description="reuse this project's answers (response cache); default: cache.enabled"
+    )
 
 
 class PriceOverride(Strict):
@@ -279,6 +337,166 @@ class AuditSettings(Strict):
         ge=0,
         le=10_000,
         description="how long the writer waits for more records before committing a batch",
+    )
+
+
+class StateBackend(StrEnum):
+    MEMORY = "memory"
+    """Counters, limits and cache in this process: right for one instance."""
+    REDIS = "redis"
+    """Shared through Redis: required as soon as several instances serve the same users."""
+
+
+class StateSettings(Strict):
+    """Where budgets, rate limits and the response cache keep their shared state."""
+
+    backend: StateBackend = Field(
+        StateBackend.MEMORY,
+        description="memory for one instance; redis when several instances run",
+    )
+    redis_url: str | None = Field(
+        None,
+        pattern=r"^rediss?://[^\s]+$",
+        description="redis://host:port/db (no password here: see redis_password)",
+    )
+    redis_password: Secret | None = Field(None, description="env:NAME holding Redis's password")
+    redis_timeout_s: float = Field(
+        0.5,
+        gt=0,
+        le=10,
+        description="longest wait for Redis before the request fails closed",
+    )
+    key_prefix: Annotated[str, Field(pattern=r"^[A-Za-z0-9:._-]{1,40}$")] = Field(
+        "passerelle:", description="prefix of every Redis key, to share a server safely"
+    )
+
+    @model_validator(mode="after")
+    def _redis_needs_url(self) -> StateSettings:
+        if self.backend is StateBackend.REDIS and not self.redis_url:
+            raise ValueError("state.backend redis needs redis_url, e.g. redis://127.0.0.1:6379/0")
+        if "@" in (self.redis_url or ""):
+            raise ValueError(
+                "credentials are never written in the configuration: put Redis's password in "
+                "redis_password as env:NAME"
+            )
+        return self
+
+
+class BudgetScope(StrEnum):
+    KEY = "key"
+    USER = "user"
+    TEAM = "team"
+    PROJECT = "project"
+    CLIENT = "client"
+
+
+class BudgetPeriod(StrEnum):
+    DAY = "day"
+    MONTH = "month"
+
+
+class BudgetAction(StrEnum):
+    BLOCK = "block"
+    """Past the soft threshold: alert. At the hard cap: refuse."""
+    DOWNGRADE = "downgrade"
+    """Past the soft threshold: alert and send requests to ``downgrade_to`` instead. At the hard
+    cap: refuse (a downgraded request must fit under the cap too)."""
+
+
+Usd = Annotated[float, Field(ge=0, le=10_000_000)]
+
+
+class Budget(Strict):
+    """A spending cap on one scope, per UTC day or month. Money is kept in integer micro-USD;
+    amounts here are in USD for people to read."""
+
+    scope: BudgetScope
+    match: Annotated[str, Field(min_length=1, max_length=320)] = Field(
+        "*",
+        description="the key prefix, user e-mail, team, project or client it applies to; "
+        "'*' gives each one of the scope a budget of its own",
+    )
+    period: BudgetPeriod
+    soft_usd: Usd | None = Field(None, description="alert threshold")
+    hard_usd: Usd = Field(description="cap: spend never goes past it by more than one request")
+    action: BudgetAction = BudgetAction.BLOCK
+    downgrade_to: Name | dict[Name, Name] | None = Field(
+        None,
+        description="with action downgrade: the cheaper model alias to use past soft_usd, or a "
+        "map from the alias asked for to its cheaper one (aliases not in the map are not "
+        "downgraded)",
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Budget:
+        if self.soft_usd is not None and self.soft_usd > self.hard_usd:
+            raise ValueError("soft_usd must not exceed hard_usd")
+        if self.action is BudgetAction.DOWNGRADE:
+            if self.downgrade_to is None:
+                raise ValueError("action downgrade needs downgrade_to: a cheaper model alias")
+            if self.soft_usd is None:
+                raise ValueError("action downgrade needs soft_usd: where downgrading starts")
+        elif self.downgrade_to is not None:
+            raise ValueError("downgrade_to is only for action downgrade")
+        return self
+
+    def downgrade_for(self, alias: str) -> str | None:
+        """The alias a request for ``alias`` is downgraded to, if any."""
+        if isinstance(self.downgrade_to, dict):
+            return self.downgrade_to.get(alias)
+        return self.downgrade_to
+
+    @property
+    def soft_micro_usd(self) -> int | None:
+        return None if self.soft_usd is None else round(self.soft_usd * 1_000_000)
+
+    @property
+    def hard_micro_usd(self) -> int:
+        return round(self.hard_usd * 1_000_000)
+
+    @property
+    def label(self) -> str:
+        """How messages, alerts and the admin API name this budget."""
+        return f"{self.scope.value}:{self.match}/{self.period.value}"
+
+
+class RateLimitScope(StrEnum):
+    KEY = "key"
+    USER = "user"
+    PROJECT = "project"
+    MODEL = "model"
+
+
+class RateLimit(Strict):
+    """Requests and tokens per minute, over a sliding window of the last 60 seconds."""
+
+    scope: RateLimitScope
+    match: Annotated[str, Field(min_length=1, max_length=320)] = Field(
+        "*",
+        description="the key prefix, user e-mail, project or model alias it applies to; "
+        "'*' gives each one of the scope a limit of its own",
+    )
+    rpm: int | None = Field(None, ge=1, le=10_000_000, description="requests per minute")
+    tpm: int | None = Field(None, ge=1, le=10_000_000_000, description="tokens per minute")
+
+    @model_validator(mode="after")
+    def _something(self) -> RateLimit:
+        if self.rpm is None and self.tpm is None:
+            raise ValueError("a rate limit needs rpm, tpm or both")
+        return self
+
+
+class LimitSettings(Strict):
+    default_output_tokens: int = Field(
+        4096,
+        ge=1,
+        le=1_000_000,
+        description="output tokens reserved for a request that does not set max_tokens",
+    )
+    alert_webhook: Secret | None = Field(
+        None,
+        description="env:NAME holding a URL that receives budget alerts as JSON (a chat "
+        "webhook URL is a credential, hence not written here)",
     )
 
 
@@ -350,6 +568,39 @@ class PolicySettings(Strict):
     )
 
 
+class CacheSettings(Strict):
+    """The exact response cache: a project sending the very same request again gets the answer
+    it got before, without a provider call. Entries are scoped per project and encrypted with a
+    key only the same request can derive; with ``state.backend: redis`` they are shared by every
+    instance (and ``audit.key`` is required, to key the entries)."""
+
+    enabled: bool = Field(
+        False,
+        description="cache the answers of every project that does not say otherwise "
+        "(projects.<name>.cache)",
+    )
+    ttl_s: int = Field(3600, ge=1, le=7 * 24 * 3600, description="how long an answer is reused")
+    max_entry_bytes: int = Field(
+        1024 * 1024,
+        ge=1024,
+        le=64 * 1024 * 1024,
+        description="larger answers are not cached (a stream counts every chunk it sent)",
+    )
+    memory_max_bytes: int = Field(
+        64 * 1024 * 1024,
+        ge=1024 * 1024,
+        le=64 * 1024 * 1024 * 1024,
+        description="memory backend: the cache's total size; the least recently used answers "
+        "go first",
+    )
+
+    @model_validator(mode="after")
+    def _entry_fits(self) -> CacheSettings:
+        if self.max_entry_bytes > self.memory_max_bytes:
+            raise ValueError("max_entry_bytes must not exceed memory_max_bytes")
+        return self
+
+
 class ConfigFile(Strict):
     """The top level of ``passerelle.yaml``."""
 
@@ -367,6 +618,11 @@ class ConfigFile(Strict):
     teams: dict[Name, Team] = Field(default_factory=dict)
     clients: dict[Name, Client] = Field(default_factory=dict)
     projects: dict[Name, Project] = Field(default_factory=dict)
+    state: StateSettings = StateSettings()
+    budgets: list[Budget] = Field(default_factory=list)
+    rate_limits: list[RateLimit] = Field(default_factory=list)
+    limits: LimitSettings = LimitSettings()
+    cache: CacheSettings = CacheSettings()
     dlp: DlpConfig = DlpConfig()
     policy: PolicySettings = PolicySettings()
     prices: dict[str, PriceOverride] = Field(

@@ -130,6 +130,16 @@ class RequestContext:
     first_byte_ms: float | None = None
     client_disconnected: bool = False
     policy: DataPolicyRecord | None = None
+    cache: str | None = None
+    """What the response cache did: hit, store, miss, bypass, unavailable (None: not used)."""
+    cache_source: str | None = None
+    """On a hit, the id of the request whose answer was replayed."""
+    budget_hold: Any = None
+    """The budget reservation this request holds (``pipeline.budgets.BudgetHold``)."""
+    limit_ticket: Any = None
+    """The rate-limit windows it was counted in (``pipeline.limits.LimitTicket``)."""
+    downgraded_from: str | None = None
+    """The alias the caller asked for, when a budget sent the request to a cheaper one."""
     notes: dict[str, Any] = field(default_factory=dict)
 
     def elapsed_ms(self) -> float:

@@ -1,5 +1,5 @@
-"""The admin REST API: people, keys, spend, the audit trail and the review queue. Admin keys
-only."""
+"""The admin REST API: people, keys, spend and budgets, the audit trail, the review queue, kill
+switches and feedback (the last two in :mod:`passerelle.http.controls`). Admin keys only."""
 
 from __future__ import annotations
 
@@ -16,13 +16,21 @@ from passerelle.audit.records import AuditRecord
 from passerelle.audit.verify import verify_chain
 from passerelle.core.context import KeyScope, RequestContext
 from passerelle.errors import GatewayError, InvalidRequest, NotFound, PermissionDenied, WireFormat
+from passerelle.http import controls
 from passerelle.http.base import error_response, json_response, read_json_object
+from passerelle.pipeline.budgets import BudgetStatus, budget_report, scope_members
 from passerelle.pipeline.gateway import Gateway
 from passerelle.runtime import admin_record
 from passerelle.storage.db import now_us
 from passerelle.storage.keys import ConflictError, KeyInfo, NotFoundError, User
 from passerelle.storage.reviews import Review, ReviewClosed, ReviewStatus
-from passerelle.storage.spend import Dimension, SpendFilter, format_usd, query_spend
+from passerelle.storage.spend import (
+    Dimension,
+    SpendFilter,
+    budget_alerts,
+    format_usd,
+    query_spend,
+)
 
 Handler = Callable[[Request, RequestContext], Awaitable[Any]]
 
@@ -212,6 +220,21 @@ def routes(
         audit(admin_record("key.revoke", actor=actor(ctx), target=info.prefix, user=info.email))
         return _key_json(info)
 
+    async def budgets(request: Request, ctx: RequestContext) -> Any:
+        db = gateway.keys.db
+
+        def report() -> list[BudgetStatus]:
+            members = scope_members(gateway.config, gateway.keys)
+            return budget_report(gateway.config, db, members)
+
+        rows = await asyncio.to_thread(report)
+        return {"data": [row.as_json() for row in rows]}
+
+    async def budget_alert_list(request: Request, ctx: RequestContext) -> Any:
+        since = request.query_params.get("since")
+        alerts = await asyncio.to_thread(budget_alerts, gateway.keys.db, since_day=since)
+        return {"data": alerts}
+
     async def spend(request: Request, ctx: RequestContext) -> Any:
         params = request.query_params
         group_by: list[Dimension] = []
@@ -315,5 +338,8 @@ def routes(
         Route("/admin/keys", admin(create_key, 201), methods=["POST"]),
         Route("/admin/keys/{key_id}", admin(revoke_key), methods=["DELETE"]),
         Route("/admin/spend", admin(spend), methods=["GET"]),
+        Route("/admin/budgets", admin(budgets), methods=["GET"]),
+        Route("/admin/budgets/alerts", admin(budget_alert_list), methods=["GET"]),
         Route("/admin/audit/verify", admin(audit_verify), methods=["POST"]),
+        *controls.admin_routes(gateway, admin, audit),
     ]

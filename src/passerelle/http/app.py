@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
 import sys
@@ -28,16 +29,26 @@ from passerelle.errors import (
     NotFound,
     PasserelleError,
 )
-from passerelle.http import admin, anthropic_api, gemini_api, openai_api, responses_api
+from passerelle.http import (
+    admin,
+    anthropic_api,
+    controls,
+    gemini_api,
+    openai_api,
+    responses_api,
+)
 from passerelle.http.auth import AuthGate, wire_for_path
 from passerelle.http.base import error_response, json_response
 from passerelle.pipeline.gateway import Gateway, price_overrides
 from passerelle.providers.pricing import PriceTable
 from passerelle.providers.transport import Transport
 from passerelle.runtime import audit_key, open_database, resolve_secrets
+from passerelle.state.counters import StateUnavailableError
 from passerelle.storage.db import Database
-from passerelle.storage.keycache import KeyCache, epoch_source
+from passerelle.storage.epochs import watch_epochs
+from passerelle.storage.keycache import KeyCache
 from passerelle.storage.keys import KeyStore
+from passerelle.storage.killswitch import KillSwitchBoard, KillSwitchStore
 
 log = logging.getLogger("passerelle.http")
 
@@ -54,7 +65,10 @@ def create_app(config: Config, *, environ: Mapping[str, str] | None = None) -> S
     transport = Transport()
     prices = PriceTable.load_default().with_overrides(price_overrides(config))
     store = KeyStore(db)
-    key_cache = KeyCache(store, epoch_source(store))
+    # One thread follows the change counters for the key cache and the kill switches alike.
+    epochs = watch_epochs(db)
+    key_cache = KeyCache(store, epochs)
+    kill_switches = KillSwitchBoard(KillSwitchStore(db), epochs)
     gateway = Gateway(
         config,
         store,
@@ -64,6 +78,7 @@ def create_app(config: Config, *, environ: Mapping[str, str] | None = None) -> S
         secrets=secrets,
         key_cache=key_cache,
         review_key=key,
+        kill_switches=kill_switches,
     )
 
     def submit(record: AuditRecord) -> None:
@@ -82,6 +97,10 @@ def create_app(config: Config, *, environ: Mapping[str, str] | None = None) -> S
             problems.append("audit writer is not running")
         if gateway.dlp is not None and (problem := gateway.dlp.problem()) is not None:
             problems.append(problem)
+        try:
+            await gateway.counters.ping()
+        except StateUnavailableError as exc:
+            problems.append(f"shared state for budgets and rate limits: {exc}")
         if problems:
             return json_response({"status": "unavailable", "problems": problems}, 503)
         return json_response({"status": "ready", "config_hash": config.hash})
@@ -105,6 +124,10 @@ def create_app(config: Config, *, environ: Mapping[str, str] | None = None) -> S
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await transport.start()
         writer.start()
+        try:  # opens the first connection now rather than under the first burst of requests
+            await gateway.counters.ping()
+        except StateUnavailableError as exc:
+            log.warning("budgets and rate limits will refuse requests until it answers: %s", exc)
         # Everything built so far lives as long as the process: keep it out of the collector's
         # full passes, which otherwise walk it again and again and stall requests for ms.
         gc.collect()
@@ -124,9 +147,14 @@ def create_app(config: Config, *, environ: Mapping[str, str] | None = None) -> S
         try:
             yield
         finally:
+            # Settlements and alerts still running finish before their connections close.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(gateway.drain(), 10.0)
+            await gateway.counters.close()
+            await gateway.cache.close()
             await transport.close()
             await asyncio.to_thread(writer.close, 10.0)
-            key_cache.close()
+            key_cache.close()  # and the epochs thread it was given
             db.dispose()
 
     async def root(request: Request) -> Response:
@@ -153,6 +181,7 @@ def create_app(config: Config, *, environ: Mapping[str, str] | None = None) -> S
             ),
             *gemini_api.routes(gateway),
             *admin.routes(gateway, submit, key),
+            *controls.feedback_routes(gateway, writer.aflush),
         ],
         exception_handlers={HTTPException: not_found},
         lifespan=lifespan,

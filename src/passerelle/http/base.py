@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
 from typing import Any
 
 import orjson
@@ -21,6 +22,7 @@ from passerelle.errors import (
     WireFormat,
     error_body,
 )
+from passerelle.pipeline.cache import CACHE_HEADER, directive_from_headers
 from passerelle.pipeline.gateway import BufferedReply, Call, Gateway
 
 log = logging.getLogger("passerelle.http")
@@ -134,6 +136,15 @@ ParseCall = Callable[[dict[str, Any], Request], Call]
 ModelOf = Callable[[dict[str, Any], Request], str]
 
 
+def _with_cache_directive(call: Call, request: Request) -> Call:
+    """What the caller's ``cache-control`` and ``x-passerelle-cache`` headers allow the response
+    cache: the same headers on every surface."""
+    directive = directive_from_headers(
+        request.headers.get("cache-control"), request.headers.get(CACHE_HEADER)
+    )
+    return call if directive is call.cache else replace(call, cache=directive)
+
+
 async def serve_call(
     request: Request, gateway: Gateway, parse: ParseCall, model_of: ModelOf
 ) -> Response:
@@ -143,7 +154,7 @@ async def serve_call(
     try:
         body = await read_json_object(request, gateway.config.file.gateway.max_body_bytes)
         ctx.model_alias = model_of(body, request)
-        call = parse(body, request)
+        call = _with_cache_directive(parse(body, request), request)
         ctx.stream = call.stream
         reply = await gateway.call(ctx, call)
     except GatewayError as exc:
@@ -155,7 +166,7 @@ async def serve_call(
         internal = InternalError(f"Internal gateway error; quote request id {ctx.request_id}.")
         gateway.finish(ctx, internal)
         return error_response(internal, ctx.wire, ctx.request_id)
-    headers = {**reply.headers, "x-request-id": ctx.request_id}
+    headers = {**reply.headers, **gateway.reply_headers(ctx), "x-request-id": ctx.request_id}
     if ctx.wire is WireFormat.ANTHROPIC:
         headers["request-id"] = ctx.request_id
     if isinstance(reply, BufferedReply):

@@ -3,7 +3,8 @@
 ::
 
     Continue   go on to the next step
-    Reroute    go on, with only these routes of the model (in this order)
+    Reroute    go on, with only these routes of the model (in this order); a later step can
+               narrow the routes further, never bring back one an earlier step removed
     Rewrite    go on with this body instead of the caller's (findings replaced), maybe with
                fewer routes, and with the pseudonyms to put back in the answer
     Block      stop: the caller gets the error in its own format
@@ -35,6 +36,9 @@ class Reroute:
 
     targets: tuple[RouteTarget, ...]
     rule: str
+    why: str | None = None
+    """Why the other routes were removed, in words the caller may read: the error message if
+    a later step leaves no route (a kill switch's reason, say)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,7 +11,7 @@ import hashlib
 import hmac
 import logging
 import random
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -30,6 +30,7 @@ from passerelle.errors import (
     GatewayError,
     HeldForReview,
     InternalError,
+    LimitsUnavailable,
     PasserelleError,
     PermissionDenied,
     PolicyViolation,
@@ -39,8 +40,14 @@ from passerelle.errors import (
 )
 from passerelle.pipeline.accounting import estimate_tokens, settle, usage_from_openai
 from passerelle.pipeline.answers import AnswerFilter
+from passerelle.pipeline.breakers import CircuitBreakers
+from passerelle.pipeline.budgets import BudgetAlert, BudgetHold, Budgets, Downgrade
+from passerelle.pipeline.cache import CachedAnswer, CacheDirective, CacheTicket, ResponseCache
 from passerelle.pipeline.data_policy import DataPolicy
 from passerelle.pipeline.decisions import Hold
+from passerelle.pipeline.kill_switches import KillSwitches
+from passerelle.pipeline.limits import LimitTicket, RateLimiter
+from passerelle.pipeline.limits import headers as limit_headers
 from passerelle.pipeline.relay import RelayError, StreamRelay
 from passerelle.pipeline.resilience import RouteSkipped, call_with_fallback
 from passerelle.pipeline.routing import Router, RouteTarget
@@ -51,9 +58,14 @@ from passerelle.providers.base import Framing, Operation, Provider, Unsupported,
 from passerelle.providers.pricing import Price, PriceTable, TokenUsage
 from passerelle.providers.registry import VertexTokens, build_providers
 from passerelle.providers.transport import Timeouts, Transport, TransportError, UpstreamResponse
+from passerelle.runtime import admin_record
+from passerelle.state.counters import Counters, StateUnavailableError
+from passerelle.state.factory import build_counters
 from passerelle.storage.keycache import KeyCache
 from passerelle.storage.keys import KeyStatus, KeyStore
+from passerelle.storage.killswitch import KillSwitchBoard, KillSwitchStore
 from passerelle.storage.reviews import HeldRequest, ReviewStatus, ReviewStore
+from passerelle.storage.spend import format_usd
 
 log = logging.getLogger("passerelle.gateway")
 
@@ -95,18 +107,27 @@ class Call:
     stream: bool
     # Only the caller headers a same-format provider may need (``FORWARDED_HEADERS``).
     client_headers: Mapping[str, str]
+    # What the caller's cache-control / x-passerelle-cache headers allow the response cache.
+    cache: CacheDirective = CacheDirective.USE
 
 
 class _Plan:
     """What is sent for one call: the caller's body when a route speaks the caller's format,
     a translation through the canonical request otherwise (decoded once, on first need)."""
 
-    __slots__ = ("_canonical", "alias", "answer", "call", "framing", "losses", "wire")
+    __slots__ = ("_canonical", "alias", "answer", "cache", "call", "framing", "losses", "wire")
 
-    def __init__(self, call: Call, alias: str, answer: AnswerFilter | None = None) -> None:
+    def __init__(
+        self,
+        call: Call,
+        alias: str,
+        answer: AnswerFilter | None = None,
+        cache: CacheTicket | None = None,
+    ) -> None:
         self.call = call
         self.alias = alias
         self.answer = answer
+        self.cache = cache or CacheTicket.inert()
         self._canonical: Translated[Request] | None = None
         self.wire = call.surface
         self.framing = Framing.SSE
@@ -170,11 +191,15 @@ class Gateway:
         key_cache: KeyCache | None = None,
         vertex_tokens: VertexTokens | None = None,
         review_key: bytes | None = None,
+        counters: Counters | None = None,
+        kill_switches: KillSwitchBoard | None = None,
     ) -> None:
         self.config = config
         self.keys = keys
         self.key_lookup: KeyStore | KeyCache = key_cache or keys
         self.rng = random.Random()
+        # Per deployment, for this process only: each gateway instance learns on its own.
+        self.breakers = CircuitBreakers()
         self.ids = RequestIds()
         self.transport = transport
         self.prices = prices
@@ -188,9 +213,24 @@ class Gateway:
             ScannerHandle(dlp_settings(config)) if config.file.dlp.enabled else None
         )
         self.data_policy = DataPolicy(config, self.dlp, self.router)
-        self.steps: tuple[Step, ...] = (ModelAccess(config), self.data_policy)
+        # Without a board polling the database (tests, tools), only this process's changes apply.
+        self.kill_switches = kill_switches or KillSwitchBoard(KillSwitchStore(keys.db))
+        self.steps: tuple[Step, ...] = (
+            KillSwitches(self.kill_switches, config, self.router),
+            ModelAccess(config),
+            self.data_policy,
+        )
         self.reviews = ReviewStore(keys.db, hours=config.file.policy.review_hours)
         self._review_key = review_key
+        # Budgets and rate limits count in this process or in Redis (config ``state``).
+        self.counters: Counters = counters or build_counters(config.file.state, secrets)
+        self.limiter = RateLimiter(config.file.rate_limits, self.counters)
+        self.budgets = Budgets(config, self.counters, keys.db, prices, self._budget_alert)
+        webhook = config.file.limits.alert_webhook
+        self._alert_webhook = secrets.get(webhook.env_name) if webhook is not None else None
+        self._background: set[asyncio.Task[None]] = set()
+        # The exact response cache (pipeline/cache.py): in this process or in Redis (``state``).
+        self.cache = ResponseCache.build(config, secrets, review_key)
 
     # -- identity --------------------------------------------------------------------------
 
@@ -247,20 +287,21 @@ class Gateway:
         if self.dlp is not None and not self.dlp.ready:
             await self.dlp.wait()
         request = PipelineRequest(ctx, call.body, kind)
-        stopped = run_steps(self.steps, request)
-        if stopped is not None:
-            if ctx.policy is not None and call.operation is Operation.COUNT_TOKENS:
-                # Counting tokens sends the prompt too: when it may not go, count it here.
-                assert ctx.model_alias is not None
-                return self._estimate_count(ctx, _Plan(call, ctx.model_alias))
-            if not isinstance(stopped, Hold):
-                raise stopped.error
-            request.targets = await self._hold(ctx, call, stopped)
+        early = await self._run_steps(request, call)
+        if early is not None:
+            return early
+        if self.limiter or self.budgets:
+            request = await self._admit(request, call)
         assert ctx.model_alias is not None
+        targets = request.targets or self.router.targets(ctx.model_alias)
+        # Every step has passed: an identical earlier answer from a route still allowed may be
+        # reused (keyed on the body as the caller sent it, before DLP rewrote it).
+        cache = await self.cache.lookup(ctx, call, targets)
+        if cache.hit is not None:
+            return self._replay(ctx, cache.hit)
         if request.body is not call.body:
             call = replace(call, body=request.body)
-        targets = request.targets or self.router.targets(ctx.model_alias)
-        plan = _Plan(call, ctx.model_alias, self._answer_filter(call, request.vault))
+        plan = _Plan(call, ctx.model_alias, self._answer_filter(call, request.vault), cache)
 
         async def send(target: RouteTarget) -> UpstreamResponse:
             provider = target.provider
@@ -282,16 +323,24 @@ class Gateway:
                 raise RouteSkipped(str(exc), code="route_credentials") from None
             plan.sent(wire, request.framing, losses)
             config = provider.config
-            return await self.transport.send(
+            response = await self.transport.send(
                 request.method,
                 request.url,
                 headers=request.headers,
                 body=request.body,
                 timeouts=Timeouts(config.timeouts.connect, config.timeouts.read),
             )
+            if call.stream and response.status < 300:
+                # Until its first byte, a stream can still fail over to another route: one that
+                # breaks, stalls or ends before it raises a TransportError, like a refused call.
+                await response.first_chunk()
+                ctx.first_byte_ms = ctx.elapsed_ms()
+            return response
 
         try:
-            outcome = await call_with_fallback(ctx, targets, send, rng=self.rng)
+            outcome = await call_with_fallback(
+                ctx, targets, send, breakers=self.breakers, rng=self.rng
+            )
         except UpstreamUnavailable:
             if call.operation is Operation.COUNT_TOKENS and all(
                 a.error == "route_unsupported" for a in ctx.attempts
@@ -310,6 +359,7 @@ class Gateway:
         policy = ctx.policy
         if policy is not None and policy.action != "allow":
             headers["x-passerelle-policy"] = f"{policy.action}; class={policy.data_class}"
+        cache.answering(response.status, headers)
         if call.stream and response.status < 300:
             ctx.status = response.status
             headers["content-type"] = "text/event-stream"
@@ -339,7 +389,151 @@ class Gateway:
             headers["content-type"] = "application/json"
             if plan.losses:
                 headers[DROPPED_HEADER] = dropped_header_value(plan.losses)
+        await cache.store(raw)
         return BufferedReply(response.status, raw, headers)
+
+    async def _run_steps(self, request: PipelineRequest, call: Call) -> BufferedReply | None:
+        """Run the pre-call steps; a Hold is resolved against the review queue, a Block raised.
+        A reply is returned only for a token count that may not leave (estimated here)."""
+        ctx = request.ctx
+        stopped = run_steps(self.steps, request)
+        if stopped is None:
+            return None
+        if ctx.policy is not None and call.operation is Operation.COUNT_TOKENS:
+            # Counting tokens sends the prompt too: when it may not go, count it here.
+            assert ctx.model_alias is not None
+            return self._estimate_count(ctx, _Plan(call, ctx.model_alias))
+        if not isinstance(stopped, Hold):
+            raise stopped.error
+        request.targets = await self._hold(ctx, call, stopped)
+        return None
+
+    # -- rate limits and budgets -------------------------------------------------------------
+
+    async def _admit(self, request: PipelineRequest, call: Call) -> PipelineRequest:
+        """Count the request in its rate limits and reserve its worst-case cost on its budgets;
+        a budget past its soft threshold may send it to a cheaper model, whose steps then run
+        again (the data policy of the new model's routes applies). Both fail closed."""
+        ctx = request.ctx
+        principal, alias = ctx.principal, ctx.model_alias
+        assert principal is not None and alias is not None
+        try:
+            if self.limiter:
+                prompt_tokens = estimate_tokens(len(orjson.dumps(call.body)))
+                ctx.limit_ticket = await self.limiter.admit(principal, alias, prompt_tokens)
+            if not self.budgets or call.operation is Operation.COUNT_TOKENS:
+                return request
+            targets = request.targets or self.router.targets(alias)
+            amount = self.budgets.worst_case(targets, call.operation, call.surface, call.body)
+            outcome = await self.budgets.reserve(principal, alias, amount)
+            if isinstance(outcome, Downgrade):
+                ctx.downgraded_from = alias
+                ctx.notes["downgrade_budget"] = outcome.budget
+                ctx.model_alias = outcome.alias
+                ctx.policy = None
+                request = PipelineRequest(ctx, call.body, request.kind)
+                await self._run_steps(request, call)
+                targets = request.targets or self.router.targets(outcome.alias)
+                amount = self.budgets.worst_case(targets, call.operation, call.surface, call.body)
+                outcome = await self.budgets.reserve(
+                    principal, outcome.alias, amount, allow_downgrade=False
+                )
+            ctx.budget_hold = outcome
+        except StateUnavailableError as exc:
+            log.error("rate limits cannot be checked: %s", exc)
+            raise LimitsUnavailable(
+                "Rate limits cannot be checked right now: the gateway's shared state does not "
+                "answer, so this request was not sent (limits fail closed). Retry in a moment; "
+                "if it lasts, an administrator must check Redis."
+            ) from None
+        return request
+
+    def reply_headers(self, ctx: RequestContext) -> dict[str, str]:
+        """Headers every answer carries: rate limits in the caller's convention, and the
+        downgrade a budget made."""
+        out: dict[str, str] = {}
+        if isinstance(ctx.limit_ticket, LimitTicket):
+            out.update(limit_headers(ctx.limit_ticket, ctx.wire))
+        if ctx.downgraded_from is not None:
+            budget = ctx.notes.get("downgrade_budget", "")
+            out["x-passerelle-downgraded"] = (
+                f"{ctx.downgraded_from} -> {ctx.model_alias}; budget={budget}"
+            )
+        return out
+
+    async def _settle_limits(self, ctx: RequestContext) -> None:
+        """Replace the reservation and the token estimate by what the request really cost."""
+        hold, ticket = ctx.budget_hold, ctx.limit_ticket
+        try:
+            if isinstance(hold, BudgetHold):
+                await self.budgets.settle(hold, ctx.cost_micro_usd)
+            if isinstance(ticket, LimitTicket):
+                await self.limiter.settle(ticket, ctx.input_tokens + ctx.output_tokens)
+        except StateUnavailableError as exc:
+            # The reservation stays counted: a budget errs on the side of spending less.
+            log.error("request %s could not be settled on its budgets: %s", ctx.request_id, exc)
+
+    def _budget_alert(self, alert: BudgetAlert) -> None:
+        """A soft threshold crossed or a hard cap reached: log, audit trail, webhook."""
+        log.warning(
+            "budget %s %s: %s spent %s USD (threshold %s USD, period %s)",
+            alert.budget,
+            "soft threshold crossed" if alert.level == "soft" else "hard cap reached",
+            alert.name,
+            format_usd(alert.spent_micro_usd),
+            format_usd(alert.threshold_micro_usd),
+            alert.period,
+        )
+        self._audit(
+            admin_record(
+                f"budget.{alert.level}",
+                actor="gateway",
+                target=alert.budget,
+                **{k: v for k, v in alert.payload().items() if k != "event"},
+            )
+        )
+        if self._alert_webhook is not None:
+            self.spawn(self._post_alert(self._alert_webhook, alert))
+
+    async def _post_alert(self, url: str, alert: BudgetAlert) -> None:
+        """POST the alert as JSON; one retry. The URL is a credential: never logged."""
+        body = orjson.dumps(alert.payload())
+        for attempt in (1, 2):
+            try:
+                response = await self.transport.send(
+                    "POST",
+                    url,
+                    headers={"content-type": "application/json"},
+                    body=body,
+                    timeouts=Timeouts(5.0, 10.0),
+                )
+                status = response.status
+                response.close()
+                if status < 300:
+                    return
+                log.warning("budget alert webhook answered HTTP %d (attempt %d)", status, attempt)
+            except TransportError as exc:
+                log.warning("budget alert webhook failed: %s (attempt %d)", exc.kind, attempt)
+            if attempt == 1:
+                await asyncio.sleep(1.0)
+
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        """Run bookkeeping in the background, kept until done (``drain`` waits for it)."""
+        task = asyncio.get_running_loop().create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def drain(self) -> None:
+        """Wait for background bookkeeping (settlements, alerts), e.g. before shutting down."""
+        if self._background:
+            await asyncio.wait(set(self._background))
+
+    def _replay(self, ctx: RequestContext, answer: CachedAnswer) -> Reply:
+        """An answer from the response cache, as the caller first received it: no provider was
+        called, so the request's record has no route, no tokens and no cost."""
+        if not answer.stream:
+            return BufferedReply(answer.status, answer.body, answer.headers)
+        return StreamReply(answer.status, answer.replay(lambda: self.finish(ctx)), answer.headers)
 
     # -- human review --------------------------------------------------------------------------
 
@@ -527,8 +721,10 @@ class Gateway:
                 if ctx.first_byte_ms is None:
                     ctx.first_byte_ms = ctx.elapsed_ms()
                 for out in relay.feed(chunk):
+                    plan.cache.keep(out)
                     if relay.complete and out is relay.last_chunk:
                         self._settle_stream(ctx, target, relay)
+                        await plan.cache.stream_complete()
                         self.finish(ctx)
                     yield out
             if not ctx.notes.get("_finished"):
@@ -536,6 +732,7 @@ class Gateway:
         except TransportError as exc:
             ctx.status = 502
             ctx.error_code = f"upstream_stream_{exc.kind}"
+            self.breakers.of(target).failure()  # broke after it started: ill all the same
         except RelayError as exc:
             ctx.status = 502
             ctx.error_code = exc.code
@@ -548,6 +745,8 @@ class Gateway:
             ctx.status = 502
             ctx.error_code = "upstream_stream_incomplete"
         tail.extend(relay.close(ctx.error_code))
+        if relay.complete and ctx.error_code is None:
+            await plan.cache.stream_complete(tail)
         self.finish(ctx)
         for out in tail:
             yield out
@@ -574,6 +773,8 @@ class Gateway:
         if error is not None:
             ctx.status = error.status
             ctx.error_code = error.code
+        if ctx.budget_hold is not None or ctx.limit_ticket is not None:
+            self.spawn(self._settle_limits(ctx))
         self._audit(self.audit_record(ctx))
 
     def audit_record(self, ctx: RequestContext) -> AuditRecord:
@@ -609,9 +810,21 @@ class Gateway:
             details["client_disconnected"] = True
         if "blocked_by" in ctx.notes:
             details["blocked_by"] = ctx.notes["blocked_by"]
+        if "kill_switches" in ctx.notes:
+            details["kill_switches"] = ctx.notes["kill_switches"]
+        if isinstance(ctx.budget_hold, BudgetHold):
+            details["budgets"] = ctx.budget_hold.labels()
+            details["reserved_micro_usd"] = ctx.budget_hold.amount
+        if ctx.downgraded_from is not None:
+            details["downgraded_from"] = ctx.downgraded_from
+            details["downgrade_budget"] = ctx.notes.get("downgrade_budget")
         if ctx.policy is not None:
             details["data_class"] = ctx.policy.data_class
             details["dlp"] = ctx.policy.details()
+        if ctx.cache is not None:
+            details["cache"] = ctx.cache
+            if ctx.cache_source is not None:
+                details["cache_source"] = ctx.cache_source
         return AuditRecord(
             record_id=ctx.request_id,
             kind="request",

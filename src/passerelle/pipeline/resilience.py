@@ -1,20 +1,33 @@
-"""Calling upstream: retries with backoff on retryable failures, then fallback to the next route.
+"""Calling upstream: circuit breakers, weighted choice of the first route, retries with backoff
+on retryable failures, then fallback to the next route.
 
-What is retried and what is not:
+For each request, the routes the data policy allows are ordered (configured order, or the first
+drawn by weight: ``balancing``), then tried one after the other:
 
-* connection refused or reset, read timeouts, 408, 409, 429, 500, 502, 503, 504: retried on the
+* a route whose deployment's breaker is open, or that a 429 asked not to call yet, is skipped at
+  once: no connection, an attempt recorded as ``circuit_open`` (or ``rate_limited``) for the
+  audit trail (``breakers``); only the last route's short ``retry-after`` is waited out instead,
+  since there is nothing left to fall back to;
+* connection refused or reset, timeouts, 408, 409, 429, 500, 502, 503, 504, 529: retried on the
   same route with exponential backoff and full jitter (or the upstream's ``retry-after`` when it
   is short enough), then the next route is tried;
 * 401, 403, 404 from upstream: the route is misconfigured (credentials, deployment name), so the
   next route is tried at once, without retrying;
 * any other 4xx: the caller's request is wrong, so the upstream's answer goes back as it is.
 
-A response whose headers have arrived is final: a stream is never retried once it has started.
+When no route was called because every one is paused, the caller gets a 503 ``circuit_open``
+(or a 429 when they are all rate limited) with a ``retry-after`` of the shortest pause left.
+
+A streamed answer counts as a success only once its first body bytes have arrived (the send
+function waits for them): a stream that breaks before its first byte is a failed attempt like a
+5xx, retried and then fallen back from. After its first byte it is never retried: a later
+failure ends the caller's stream with an error event in the caller's format (``relay``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import random
 import time
 from collections.abc import Awaitable, Callable
@@ -28,6 +41,14 @@ from passerelle.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
+from passerelle.pipeline.balancing import weighted_order
+from passerelle.pipeline.breakers import (
+    CIRCUIT_OPEN,
+    FAILURE_STATUS,
+    RATE_LIMITED,
+    CircuitBreakers,
+    Refused,
+)
 from passerelle.pipeline.routing import RouteTarget
 from passerelle.providers.transport import (
     ConnectFailed,
@@ -36,8 +57,9 @@ from passerelle.providers.transport import (
     UpstreamResponse,
 )
 
-RETRYABLE_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504})
+RETRYABLE_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504, 529})
 NEXT_ROUTE_STATUS = frozenset({401, 403, 404})
+PAUSED = frozenset({CIRCUIT_OPEN, RATE_LIMITED})
 
 SendFn = Callable[[RouteTarget], Awaitable[UpstreamResponse]]
 
@@ -86,19 +108,47 @@ async def call_with_fallback(
     targets: tuple[RouteTarget, ...],
     send: SendFn,
     *,
+    breakers: CircuitBreakers | None = None,
     sleep: SleepFn = asyncio.sleep,
     rng: random.Random | None = None,
 ) -> Outcome:
-    """Try each route in order with its retry policy; return the first final response."""
+    """Try each route with its retry policy, skipping those whose breaker is open, and return
+    the first final response. ``targets`` are the routes the policy allows, in configured order;
+    when routes carry weights, the first one is drawn by weight (``balancing``).
+
+    Without ``breakers`` (tests, tools), breakers live for this call only."""
     rng = rng or random.Random()
+    breakers = breakers if breakers is not None else CircuitBreakers()
+    ordered = weighted_order(targets, lambda t: breakers.of(t).refusal() is None, rng)
     last_error: GatewayError | None = None
-    for target in targets:
+    refusals: list[Refused] = []
+    called = False
+    last = len(ordered) - 1
+    for index, target in enumerate(ordered):
+        breaker = breakers.of(target)
         policy = target.provider.config.retry
         for attempt in range(1, policy.max_attempts + 1):
             started = time.perf_counter()
+            # A 429's retry-after defers a deployment for everyone, except for the request that
+            # chose to wait it out: its retry is the one the upstream asked for.
+            admitted = breaker.admit(honour_deferral=attempt == 1)
+            if (
+                isinstance(admitted, Refused)
+                and admitted.reason == RATE_LIMITED
+                and index == last
+                and admitted.wait_s <= policy.max_retry_after_s
+            ):
+                # No route left to fall back to: wait as if this request had got the 429.
+                await sleep(admitted.wait_s)
+                admitted = breaker.admit(honour_deferral=False)
+            if isinstance(admitted, Refused):
+                ctx.attempts.append(_attempt(target, None, admitted.reason, started))
+                refusals.append(admitted)
+                break
             try:
                 response = await send(target)
             except RouteSkipped as skipped:
+                breaker.release(admitted)
                 ctx.attempts.append(_attempt(target, None, skipped.code, started))
                 last_error = UpstreamUnavailable(
                     f"Route '{target.provider.name}' skipped: {skipped.reason}.",
@@ -106,32 +156,36 @@ async def call_with_fallback(
                 )
                 break
             except TransportError as exc:
+                called = True
+                breaker.failure(admitted)
                 ctx.attempts.append(_attempt(target, None, exc.kind, started))
-                if isinstance(exc, ReadTimeout):
-                    last_error = UpstreamTimeout(
-                        f"Provider '{target.provider.name}' did not answer in time.",
-                        code="upstream_timeout",
-                    )
-                elif isinstance(exc, ConnectFailed):
-                    last_error = UpstreamUnavailable(
-                        f"Provider '{target.provider.name}' cannot be reached.",
-                        code="upstream_unreachable",
-                    )
-                else:
-                    last_error = UpstreamError(
-                        f"Provider '{target.provider.name}' closed the connection.",
-                        code="upstream_disconnected",
-                    )
+                last_error = _transport_error(target, exc)
                 if attempt < policy.max_attempts:
                     await sleep(
                         backoff_s(attempt, policy.backoff_initial_ms, policy.backoff_max_ms, rng)
                     )
                 continue
+            except BaseException:  # cancelled (the caller left): no verdict on the deployment
+                breaker.release(admitted)
+                raise
+            called = True
             status = response.status
-            if status < 400 or (status not in RETRYABLE_STATUS and status not in NEXT_ROUTE_STATUS):
+            if status < 400:
+                breaker.success(admitted)
                 ctx.attempts.append(_attempt(target, status, None, started))
                 return Outcome(target, response)
             retry_after = parse_retry_after(response.headers.get("retry-after"))
+            if status == 429:
+                breaker.release(admitted)  # busy is not ill: no verdict, but do not send before
+                if retry_after is not None:
+                    breaker.defer(retry_after)
+            elif status in FAILURE_STATUS:
+                breaker.failure(admitted)
+            else:
+                breaker.success(admitted)  # it answered: up, whatever it thinks of the request
+            if status not in RETRYABLE_STATUS and status not in NEXT_ROUTE_STATUS:
+                ctx.attempts.append(_attempt(target, status, None, started))
+                return Outcome(target, response)
             response.close()
             ctx.attempts.append(_attempt(target, status, f"http_{status}", started))
             last_error = _status_error(target, status, retry_after)
@@ -147,10 +201,46 @@ async def call_with_fallback(
                 await sleep(
                     backoff_s(attempt, policy.backoff_initial_ms, policy.backoff_max_ms, rng)
                 )
+    if not called and refusals:
+        raise _every_route_paused(ctx, refusals)
     assert last_error is not None, "a model alias always has at least one route"
     tried = ", ".join(f"{a.provider}: {a.error or a.status}" for a in ctx.attempts)
     last_error.message = f"{last_error.message} Every route failed ({tried})."
     raise last_error
+
+
+def _transport_error(target: RouteTarget, exc: TransportError) -> GatewayError:
+    name = target.provider.name
+    if isinstance(exc, ReadTimeout):
+        return UpstreamTimeout(
+            f"Provider '{name}' did not answer in time.", code="upstream_timeout"
+        )
+    if isinstance(exc, ConnectFailed):
+        return UpstreamUnavailable(
+            f"Provider '{name}' cannot be reached.", code="upstream_unreachable"
+        )
+    return UpstreamError(f"Provider '{name}' closed the connection.", code="upstream_disconnected")
+
+
+def _every_route_paused(ctx: RequestContext, refusals: list[Refused]) -> GatewayError:
+    """No route was called: each is paused by its breaker or by an upstream's retry-after. The
+    caller is told when the first of them may be tried again."""
+    wait = max(1, math.ceil(min(refused.wait_s for refused in refusals)))
+    names = ", ".join(dict.fromkeys(a.provider for a in ctx.attempts if a.error in PAUSED))
+    model = f"model '{ctx.model_alias}'" if ctx.model_alias else "this model"
+    headers = {"retry-after": str(wait)}
+    if all(refused.reason == RATE_LIMITED for refused in refusals):
+        return RateLimited(
+            f"Every provider of {model} is rate limiting the gateway ({names}); retry in {wait} s.",
+            code="upstream_rate_limited",
+            headers=headers,
+        )
+    return UpstreamUnavailable(
+        f"The providers of {model} are failing ({names}): after repeated failures the gateway "
+        f"stopped sending to them for a while (circuit breaker open). Retry in {wait} s.",
+        code=CIRCUIT_OPEN,
+        headers=headers,
+    )
 
 
 def _attempt(target: RouteTarget, status: int | None, error: str | None, started: float) -> Attempt:

@@ -16,6 +16,8 @@ class RouteTarget:
     provider: Provider
     model: str
     pricing_model: str | None
+    weight: int | None = None
+    """Share of the traffic this route takes first (see ``pipeline.balancing``); None: by order."""
 
 
 class Router:
@@ -28,6 +30,7 @@ class Router:
                     provider=providers[route.provider],
                     model=route.model,
                     pricing_model=route.pricing_model,
+                    weight=route.weight,
                 )
                 for route in model.routes
             )

@@ -1,18 +1,18 @@
 """The pre-call steps, in the order they run. Each is pure: it reads the request and decides.
 
-Later steps (kill switches, rate limits, budgets, cache) plug into the same :class:`Step` seam
-as model access and the data policy (``data_policy.py``).
+Kill switches (``kill_switches.py``), model access and the data policy (``data_policy.py``)
+plug into the same :class:`Step` seam.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
 from passerelle.config import Config
 from passerelle.config.schema import ModelKind
 from passerelle.core.context import RequestContext
-from passerelle.errors import InvalidRequest, NotFound, PermissionDenied
+from passerelle.errors import InvalidRequest, NotFound, PermissionDenied, UpstreamUnavailable
 from passerelle.pipeline.decisions import CONTINUE, Block, Decision, Hold, Reroute, Rewrite
 
 if TYPE_CHECKING:
@@ -94,14 +94,28 @@ class ModelAccess:
 
 def run_steps(steps: tuple[Step, ...], request: PipelineRequest) -> Block | Hold | None:
     """Run the steps in order, applying each rewrite and reroute to ``request`` before the next
-    step; the first Block or Hold stops the run and is returned."""
+    step; the first Block or Hold stops the run and is returned.
+
+    Routes only ever narrow: the routes a step chooses are intersected with those the earlier
+    steps left, so that a step choosing among all of a model's routes (the data policy) cannot
+    bring back one a kill switch removed. When nothing is left, the run stops with a 503 that
+    says why each step removed routes."""
+    removed: list[str] = []
     for step in steps:
         decision = step.decide(request)
+        left = request.targets
+        if isinstance(decision, (Reroute, Rewrite, Hold)) and decision.targets and left is not None:
+            chosen = tuple(target for target in decision.targets if target in left)
+            if chosen:
+                decision = replace(decision, targets=chosen)
+            else:
+                decision = _no_route_left(request, removed, step.name, decision.rule)
         if isinstance(decision, (Block, Hold)):
             request.ctx.notes["blocked_by"] = decision.rule
             return decision
         if isinstance(decision, Reroute):
             request.targets = decision.targets
+            removed.append(decision.why or f"{_named(step.name, decision.rule)} removed some")
         elif isinstance(decision, Rewrite):
             request.body = decision.body
             if decision.targets is not None:
@@ -109,3 +123,20 @@ def run_steps(steps: tuple[Step, ...], request: PipelineRequest) -> Block | Hold
             if decision.vault is not None:
                 request.vault = decision.vault
     return None
+
+
+def _no_route_left(request: PipelineRequest, removed: list[str], step: str, rule: str) -> Block:
+    alias = request.ctx.model_alias
+    earlier = "; ".join(removed) or "earlier checks removed some routes"
+    return Block(
+        UpstreamUnavailable(
+            f"No route of model '{alias}' can take this request: {earlier}; and "
+            f"{_named(step, rule)} allows none of the routes left.",
+            code="no_route_left",
+        ),
+        rule=rule or step,
+    )
+
+
+def _named(step: str, rule: str) -> str:
+    return f"{step} (rule {rule})" if rule else step

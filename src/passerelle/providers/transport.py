@@ -34,6 +34,12 @@ class Disconnected(TransportError):
     kind = "disconnected"
 
 
+class EmptyStream(Disconnected):
+    """A stream whose body ended before its first byte, cleanly or not."""
+
+    kind = "stream_empty"
+
+
 @dataclass(frozen=True, slots=True)
 class Timeouts:
     connect_s: float
@@ -46,6 +52,7 @@ class UpstreamResponse:
     def __init__(self, response: aiohttp.ClientResponse, read_s: float) -> None:
         self._response = response
         self._read_s = read_s
+        self._first: bytes | None = None
         self.status = response.status
         self.headers: Mapping[str, str] = response.headers
 
@@ -63,9 +70,34 @@ class UpstreamResponse:
             raise Disconnected(f"upstream body larger than {limit} bytes")
         return body
 
+    async def first_chunk(self) -> bytes:
+        """Wait for the first bytes of the body (within the read timeout), which
+        :meth:`iter_chunks` then yields first. A body that breaks, stalls or ends before any
+        byte raises a TransportError and drops the connection: for a stream, that is the moment
+        up to which another route can still take the call."""
+        try:
+            chunk = await self._response.content.readany()
+        except TimeoutError as exc:
+            self.close()
+            raise ReadTimeout(f"no first byte from upstream within {self._read_s:g} s") from exc
+        except aiohttp.ClientError as exc:
+            self.close()
+            raise Disconnected(f"upstream connection lost: {type(exc).__name__}") from exc
+        except BaseException:
+            self.close()
+            raise
+        if not chunk:
+            self.close()
+            raise EmptyStream("upstream ended the stream before its first byte")
+        self._first = chunk
+        return chunk
+
     async def iter_chunks(self) -> AsyncIterator[bytes]:
         """Body bytes as they arrive, with no re-buffering."""
         try:
+            if self._first is not None:
+                first, self._first = self._first, None
+                yield first
             async for chunk in self._response.content.iter_any():
                 yield chunk
         except TimeoutError as exc:

@@ -11,7 +11,8 @@ another process (``passerelle keys revoke``, another gateway instance) is seen:
 * by default, a background thread reads the epoch every 0.05 s (SQLite) or 0.1 s (PostgreSQL):
   a change made by another process applies within that interval. A read per request would put
   a database call, and an interpreter-lock hand-off, on the event loop of every request;
-  measured, those hand-offs stalled requests for milliseconds at the tail;
+  measured, those hand-offs stalled requests for milliseconds at the tail. The thread is
+  :class:`~passerelle.storage.epochs.PolledEpoch`, which the kill switches share;
 * :class:`SQLiteEpoch` reads it per request instead (at most once a millisecond), for callers
   that need a revocation by another process to apply at once and accept that cost.
 
@@ -22,7 +23,6 @@ after ``max_age`` seconds whatever happens, as a bound on any missed signal.
 
 from __future__ import annotations
 
-import logging
 import sqlite3
 import threading
 import time
@@ -32,8 +32,9 @@ from typing import Protocol
 
 from sqlalchemy.engine import make_url
 
-from passerelle.errors import PasserelleError, StorageError
+from passerelle.errors import StorageError
 from passerelle.storage.db import Database, now_us
+from passerelle.storage.epochs import watch_epochs
 from passerelle.storage.keys import (
     KeyInfo,
     KeyLookup,
@@ -44,8 +45,6 @@ from passerelle.storage.keys import (
     key_status,
     looks_like_key,
 )
-
-log = logging.getLogger("passerelle.keys")
 
 
 class EpochSource(Protocol):
@@ -89,41 +88,6 @@ class SQLiteEpoch:
             self._conn.close()
 
 
-class PolledEpoch:
-    """A background thread reads the epoch every ``interval`` seconds.
-
-    If the database cannot be read, the last value is kept and the failure logged; entries
-    still expire after ``max_age`` and every cache miss reads the database, so a lasting
-    outage fails requests closed rather than serving revoked keys for long."""
-
-    def __init__(self, store: KeyStore, interval: float) -> None:
-        self._store = store
-        self._interval = interval
-        self._value = store.epoch()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="passerelle-key-epoch", daemon=True)
-        self._thread.start()
-
-    def current(self) -> int:
-        return self._value
-
-    def _run(self) -> None:
-        failing = False
-        while not self._stop.wait(self._interval):
-            try:
-                self._value = self._store.epoch()
-            except PasserelleError as exc:
-                if not failing:
-                    log.warning("cannot read the credentials epoch: %s", exc)
-                failing = True
-            else:
-                failing = False
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=2)
-
-
 def epoch_source(
     store: KeyStore, *, poll_interval: float | None = None, per_request: bool = False
 ) -> EpochSource:
@@ -138,7 +102,7 @@ def epoch_source(
     local = db.is_sqlite and bool(url.database) and url.database != ":memory:"
     if per_request and local and url.database:
         return SQLiteEpoch(url.database)
-    return PolledEpoch(store, poll_interval or (0.05 if db.is_sqlite else 0.1))
+    return watch_epochs(db, poll_interval)
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,8 +20,10 @@ from sqlalchemy import Connection, select
 
 from passerelle.core.context import KeyScope
 from passerelle.errors import PasserelleError
+from passerelle.storage import epochs
 from passerelle.storage.db import Database, now_us
-from passerelle.storage.tables import api_keys, auth_epoch, users
+from passerelle.storage.epochs import Epoch
+from passerelle.storage.tables import api_keys, users
 
 KEY_PREFIX = "psk-"
 _PREFIX_CHARS = 12
@@ -85,14 +87,11 @@ def looks_like_key(value: str) -> bool:
 
 def bump_epoch(conn: Connection) -> None:
     """Tell every key cache that users or keys changed; call inside the changing transaction."""
-    conn.execute(
-        auth_epoch.update().where(auth_epoch.c.id == 1).values(epoch=auth_epoch.c.epoch + 1)
-    )
+    epochs.bump_epoch(conn, Epoch.CREDENTIALS)
 
 
 def read_epoch(conn: Connection) -> int:
-    value = conn.execute(select(auth_epoch.c.epoch).where(auth_epoch.c.id == 1)).scalar()
-    return int(value or 0)
+    return epochs.read_epoch(conn, Epoch.CREDENTIALS)
 
 
 def key_status(key: KeyInfo, user: User, now: int) -> KeyStatus:

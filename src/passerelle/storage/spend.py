@@ -9,7 +9,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
+import orjson
 from sqlalchemy import func, select
 
 from passerelle.storage.db import Database
@@ -102,3 +104,63 @@ def format_usd(micro_usd: int) -> str:
     sign = "-" if micro_usd < 0 else ""
     units, micros = divmod(abs(micro_usd), 1_000_000)
     return f"{sign}{units}.{micros:06d}"
+
+
+_BUDGET_COLUMNS = {
+    "user": audit_log.c.actor,
+    "team": audit_log.c.team,
+    "project": audit_log.c.project,
+    "client": audit_log.c.client,
+}
+
+
+def spent_micro_usd(db: Database, scope: str, name: str, since_day: str, until_day: str) -> int:
+    """What the audit trail says one budget's scope spent between two UTC days (inclusive):
+    where a budget counter starts when its period begins, an instance restarts or Redis lost it.
+
+    A key's spend is found through the key prefix the record's payload carries (canonical JSON,
+    so the match is exact); the day index bounds that scan to the period."""
+    query = select(func.coalesce(func.sum(audit_log.c.cost_micro_usd), 0)).where(
+        audit_log.c.kind == "request",
+        audit_log.c.day >= since_day,
+        audit_log.c.day <= until_day,
+    )
+    if scope == "key":
+        needle = orjson.dumps({"key_prefix": name}).decode()[1:-1]
+        query = query.where(audit_log.c.payload.contains(needle, autoescape=True))
+    else:
+        query = query.where(_BUDGET_COLUMNS[scope] == name)
+    with db.read() as conn:
+        return int(conn.execute(query).scalar_one())
+
+
+def budget_alerts(
+    db: Database, *, since_day: str | None = None, limit: int = 200
+) -> list[dict[str, Any]]:
+    """Budget alerts (soft thresholds crossed, caps reached), newest first, from the audit trail
+    where the gateway records each one as an administrative event."""
+    query = (
+        select(audit_log.c.record_id, audit_log.c.ts, audit_log.c.payload)
+        .where(
+            audit_log.c.kind == "admin",
+            audit_log.c.payload.contains('"action":"budget.', autoescape=True),
+        )
+        .order_by(audit_log.c.seq.desc())
+        .limit(limit)
+    )
+    if since_day:
+        query = query.where(audit_log.c.day >= since_day)
+    with db.read() as conn:
+        rows = conn.execute(query).all()
+    out: list[dict[str, Any]] = []
+    for row in rows:
+        details = orjson.loads(row.payload).get("details", {})
+        out.append(
+            {
+                "id": row.record_id,
+                "ts_us": row.ts,
+                "level": details.get("action", "")[7:],
+                **{k: v for k, v in details.items() if k not in ("action", "target")},
+            }
+        )
+    return out

@@ -14,6 +14,7 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    SmallInteger,
     String,
     Table,
     Text,
@@ -50,8 +51,9 @@ api_keys = Table(
     Column("revoked_at", BigInteger, nullable=True),
 )
 
-# A counter bumped in the same transaction as every change to ``users`` or ``api_keys``: key
-# caches compare it to know when to forget what they resolved (one row, id = 1).
+# Change counters, one row each, bumped in the same transaction as every change to what they
+# count, so that every process knows when its in-memory copy is stale (``epochs.py``): id 1 for
+# ``users`` and ``api_keys`` (key caches), id 2 for ``kill_switches``.
 auth_epoch = Table(
     "auth_epoch",
     metadata,
@@ -129,3 +131,46 @@ reviews = Table(
 )
 Index("ix_reviews_key_hash", reviews.c.key_id, reviews.c.request_hash)
 Index("ix_reviews_status_created", reviews.c.status, reviews.c.created_at)
+
+# Kill switches: a provider, model, project or user disabled by an operator. A lifted switch
+# stays, with who lifted it and when: the table is the switches' history. ``target`` is the
+# name as configured (for a user, the e-mail); ``user_id`` identifies a user for matching.
+# ``reason`` is shown to every caller refused by the switch: short, and checked for secrets.
+kill_switches = Table(
+    "kill_switches",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("scope", String(16), nullable=False),
+    Column("target", String(320), nullable=False),
+    Column("user_id", String(36), nullable=True),
+    Column("reason", String(200), nullable=False),
+    Column("set_by", String(320), nullable=False),
+    Column("set_at", BigInteger, nullable=False),
+    Column("lifted_by", String(320), nullable=True),
+    Column("lifted_at", BigInteger, nullable=True),
+)
+Index("ix_kill_switches_lifted_at", kill_switches.c.lifted_at)
+
+# Ratings of answers by the people who asked (thumbs up or down, a reason code, a comment).
+# One per request: a new rating replaces the previous one. The request's project, model alias
+# and route are copied from its audit record so that canary gates and reports aggregate without
+# joining the audit log. ``comment`` is stored with DLP findings redacted.
+feedback = Table(
+    "feedback",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("request_id", String(64), nullable=False, unique=True),
+    Column("key_id", String(36), nullable=False),
+    Column("actor", String(320), nullable=False),
+    Column("rating", SmallInteger, nullable=False),
+    Column("reason", String(32), nullable=False),
+    Column("comment", Text, nullable=True),
+    Column("created_us", BigInteger, nullable=False),
+    Column("request_ts_us", BigInteger, nullable=False),
+    Column("project", String(100), nullable=True),
+    Column("model", String(200), nullable=True),
+    Column("provider", String(100), nullable=True),
+    Column("route_model", String(200), nullable=True),
+)
+Index("ix_feedback_model_created", feedback.c.model, feedback.c.created_us)
+Index("ix_feedback_project_created", feedback.c.project, feedback.c.created_us)

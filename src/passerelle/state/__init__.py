@@ -1,0 +1,2 @@
+"""Shared state for budgets, rate limits and the response cache: in this process, or in Redis
+when several gateway instances serve the same people."""

@@ -1,0 +1,205 @@
+"""Budget counters and sliding windows in Redis, for several gateway instances.
+
+The same algorithms as :class:`~passerelle.state.counters.MemoryCounters`, each one Lua script
+so that Redis runs the check and the change as one atomic step whatever the number of instances.
+Windows use Redis's own clock (``TIME``), so instances whose clocks drift still share one window.
+
+One Redis server (or a Sentinel-managed primary) is assumed: a request's counters are several
+keys, which Redis Cluster would spread over slots a script cannot span.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from passerelle.state.counters import (
+    WINDOW_S,
+    Admitted,
+    Charge,
+    Reserved,
+    StateUnavailableError,
+    Window,
+)
+
+_RESERVE = """
+local amount = tonumber(ARGV[1])
+local values = {}
+local missing = {}
+for i = 1, #KEYS do
+  local v = redis.call('GET', KEYS[i])
+  if not v then missing[#missing + 1] = i - 1 else values[i] = tonumber(v) end
+end
+if #missing > 0 then return {-1, missing} end
+for i = 1, #KEYS do
+  if values[i] + amount > tonumber(ARGV[1 + i]) then return {0, i - 1, values} end
+end
+for i = 1, #KEYS do values[i] = redis.call('INCRBY', KEYS[i], amount) end
+return {1, values}
+"""
+
+_ADJUST = """
+for i = 1, #KEYS do
+  if redis.call('EXISTS', KEYS[i]) == 1 then redis.call('INCRBY', KEYS[i], ARGV[1]) end
+end
+return 1
+"""
+
+_ADMIT = """
+local t = redis.call('TIME')
+local second = tonumber(t[1])
+local now = second + tonumber(t[2]) / 1000000
+local window = tonumber(ARGV[1])
+local used = {}
+local resets = {}
+for i = 1, #KEYS do
+  local flat = redis.call('HGETALL', KEYS[i])
+  local secs = {}
+  local counts = {}
+  local total = 0
+  for j = 1, #flat, 2 do
+    local s = tonumber(flat[j])
+    if s <= second - window then
+      redis.call('HDEL', KEYS[i], flat[j])
+    else
+      secs[#secs + 1] = s
+      counts[s] = tonumber(flat[j + 1])
+      total = total + counts[s]
+    end
+  end
+  table.sort(secs)
+  local limit = tonumber(ARGV[2 * i])
+  local cost = tonumber(ARGV[2 * i + 1])
+  if total + cost > limit then
+    local retry = window
+    if cost <= limit then
+      local freed = 0
+      for _, s in ipairs(secs) do
+        freed = freed + counts[s]
+        if total - freed + cost <= limit then
+          retry = s + window - now
+          break
+        end
+      end
+    end
+    return {0, i - 1, tostring(retry)}
+  end
+  used[i] = total
+  if #secs > 0 then
+    resets[i] = tostring(secs[1] + window - now)
+  elseif cost > 0 then
+    resets[i] = tostring(second + window - now)
+  else
+    resets[i] = '0'
+  end
+end
+for i = 1, #KEYS do
+  local cost = tonumber(ARGV[2 * i + 1])
+  if cost ~= 0 then redis.call('HINCRBY', KEYS[i], second, cost) end
+  redis.call('EXPIRE', KEYS[i], window + 2)
+end
+return {1, used, resets}
+"""
+
+_ADD = """
+local second = tonumber(redis.call('TIME')[1])
+for i = 1, #KEYS do
+  local cost = tonumber(ARGV[i + 1])
+  if cost ~= 0 then
+    redis.call('HINCRBY', KEYS[i], second, cost)
+    redis.call('EXPIRE', KEYS[i], tonumber(ARGV[1]) + 2)
+  end
+end
+return 1
+"""
+
+
+class RedisCounters:
+    """:class:`~passerelle.state.counters.Counters` on one Redis server; every failure (refused,
+    timed out, an unexpected reply) becomes :class:`StateUnavailableError`."""
+
+    def __init__(self, client: aioredis.Redis, prefix: str, *, timeout_s: float) -> None:
+        self._redis = client
+        self._prefix = prefix
+        self._timeout = timeout_s
+        self._reserve = client.register_script(_RESERVE)
+        self._adjust = client.register_script(_ADJUST)
+        self._admit = client.register_script(_ADMIT)
+        self._add = client.register_script(_ADD)
+
+    def _k(self, key: str) -> str:
+        return self._prefix + key
+
+    async def _run(self, what: str, coro: Any) -> Any:
+        try:
+            return await asyncio.wait_for(coro, self._timeout)
+        except (RedisError, OSError, TimeoutError) as exc:
+            raise StateUnavailableError(
+                f"Redis did not answer ({what}: {type(exc).__name__})"
+            ) from None
+
+    async def reserve(self, charges: Sequence[Charge], amount: int) -> Reserved:
+        keys = [self._k(c.key) for c in charges]
+        args = [amount, *(c.hard for c in charges)]
+        reply = await self._run("reserve", self._reserve(keys=keys, args=args))
+        status = int(reply[0])
+        if status == -1:
+            return Reserved(False, unseeded=tuple(int(i) for i in reply[1]))
+        if status == 0:
+            return Reserved(False, totals=tuple(int(v) for v in reply[2]), breached=int(reply[1]))
+        return Reserved(True, totals=tuple(int(v) for v in reply[1]))
+
+    async def seed(self, charge: Charge, value: int) -> None:
+        await self._run(
+            "seed", self._redis.set(self._k(charge.key), value, nx=True, exat=charge.expires_at)
+        )
+
+    async def adjust(self, keys: Sequence[str], delta: int) -> None:
+        if keys and delta:
+            await self._run("adjust", self._adjust(keys=[self._k(k) for k in keys], args=[delta]))
+
+    async def read(self, keys: Sequence[str]) -> list[int | None]:
+        if not keys:
+            return []
+        values = await self._run("read", self._redis.mget([self._k(k) for k in keys]))
+        return [None if v is None else int(v) for v in values]
+
+    async def admit(self, windows: Sequence[Window]) -> Admitted:
+        keys = [self._k(w.key) for w in windows]
+        args: list[int] = [WINDOW_S]
+        for window in windows:
+            args += [window.limit, window.cost]
+        reply = await self._run("admit", self._admit(keys=keys, args=args))
+        if int(reply[0]) == 0:
+            return Admitted(False, denied=int(reply[1]), retry_after=max(0.0, float(reply[2])))
+        return Admitted(
+            True,
+            used=tuple(int(v) for v in reply[1]),
+            resets_in=tuple(max(0.0, float(v)) for v in reply[2]),
+        )
+
+    async def add(self, windows: Sequence[Window]) -> None:
+        live = [w for w in windows if w.cost]
+        if live:
+            await self._run(
+                "add",
+                self._add(
+                    keys=[self._k(w.key) for w in live], args=[WINDOW_S, *(w.cost for w in live)]
+                ),
+            )
+
+    async def once(self, key: str, expires_at: int) -> bool:
+        created = await self._run(
+            "once", self._redis.set(self._k(key), 1, nx=True, exat=expires_at)
+        )
+        return bool(created)
+
+    async def ping(self) -> None:
+        await self._run("ping", self._redis.ping())
+
+    async def close(self) -> None:
+        await self._redis.aclose(close_connection_pool=True)
