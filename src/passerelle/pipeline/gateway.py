@@ -723,7 +723,7 @@ class Gateway:
                 for out in relay.feed(chunk):
                     plan.cache.keep(out)
                     if relay.complete and out is relay.last_chunk:
-                        self._settle_stream(ctx, target, relay)
+                        self._settle_stream(ctx, target, relay, plan)
                         await plan.cache.stream_complete()
                         self.finish(ctx)
                     yield out
@@ -738,7 +738,7 @@ class Gateway:
             ctx.error_code = exc.code
         finally:
             # Runs on normal end, upstream failure and caller disconnect alike.
-            self._settle_stream(ctx, target, relay)
+            self._settle_stream(ctx, target, relay, plan)
         if ctx.notes.get("_finished"):
             return
         if not relay.complete and ctx.error_code is None:
@@ -751,7 +751,9 @@ class Gateway:
         for out in tail:
             yield out
 
-    def _settle_stream(self, ctx: RequestContext, target: RouteTarget, relay: StreamRelay) -> None:
+    def _settle_stream(
+        self, ctx: RequestContext, target: RouteTarget, relay: StreamRelay, plan: _Plan
+    ) -> None:
         if ctx.notes.get("_settled"):
             return
         ctx.notes["_settled"] = True
@@ -760,7 +762,12 @@ class Gateway:
         usage: TokenUsage | Usage | None = relay.usage
         reported = usage is not None and relay.complete
         if usage is None:
-            usage = TokenUsage(input_tokens=0, output_tokens=estimate_tokens(relay.relayed_chars))
+            # No usage report (the stream was cut before it, or the provider sends none): the
+            # prompt was still processed, so it is charged too, estimated like the answer.
+            prompt = estimate_tokens(len(orjson.dumps(plan.call.body)))
+            usage = TokenUsage(
+                input_tokens=prompt, output_tokens=estimate_tokens(relay.relayed_chars)
+            )
         settle(ctx, target, usage, self.prices, reported=reported, response_model=relay.model)
 
     # -- bookkeeping -----------------------------------------------------------------------
