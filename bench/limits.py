@@ -30,6 +30,7 @@ import argparse
 import asyncio
 import datetime as dt
 import json
+import os
 import secrets
 import sys
 import tempfile
@@ -88,30 +89,22 @@ def _configure(
     workdir: Path, upstream_url: str, variant: Variant, args: argparse.Namespace
 ) -> tuple[targets.GatewaySetup, list[int]]:
     ports = [targets.free_port() for _ in range(variant.instances)]
-    setup = targets.prepare_passerelle(workdir, upstream_url, ports[0])
-    path = workdir / "passerelle.yaml"
-    config: dict[str, Any] = json.loads(path.read_text("utf-8"))
+    extra: dict[str, Any] = {"prices": PRICES}
     if variant.instances > 1:
-        config["storage"]["url"] = _database(args.postgres_url)
-    config["prices"] = PRICES
+        url = _database(args.postgres_url)
+        extra["storage"] = {"url": url, "spool_dir": "spool"}
     if variant.limits:
-        config["budgets"] = BUDGETS
-        config["rate_limits"] = RATE_LIMITS
+        extra["budgets"] = BUDGETS
+        extra["rate_limits"] = RATE_LIMITS
     if variant.redis:
-        config["state"] = {
+        extra["state"] = {
             "backend": "redis",
             "redis_url": args.redis_url,
             "key_prefix": f"passerelle-bench:{secrets.token_hex(4)}:",
         }
     if variant.cache:
-        config["cache"] = {"enabled": True}
-    path.write_text(json.dumps(config, indent=2) + "\n", "utf-8")
-    if variant.instances > 1:  # the new database needs the user and key too
-        setup = targets.prepare_passerelle(workdir, upstream_url, ports[0])
-        config_again: dict[str, Any] = json.loads(path.read_text("utf-8"))
-        config_again.update({k: v for k, v in config.items() if k != "gateway"})
-        path.write_text(json.dumps(config_again, indent=2) + "\n", "utf-8")
-    return setup, ports
+        extra["cache"] = {"enabled": True}
+    return targets.prepare_passerelle(workdir, upstream_url, ports[0], extra), ports
 
 
 async def _start(setup: targets.GatewaySetup, ports: list[int], workdir: Path) -> list[Process]:
@@ -137,7 +130,7 @@ async def _phase(
         target = loadgen.chat_target(
             url,
             model=targets.MODEL_ALIAS if key else targets.UPSTREAM_MODEL,
-            api_key=key,
+            api_key=key or targets.UPSTREAM_KEY,
             stream=False,
             prompt=PROMPT,
         )
@@ -158,7 +151,7 @@ async def _phase(
         "p50_ms": max(r.latency_ms["p50"] for r in results),
         "p99_ms": max(r.latency_ms["p99"] for r in results),
         "throughput": sum(r.throughput for r in results),
-        "errors": sum(r.error_count() for r in results),
+        "errors": sum(r.error_count for r in results),
         "sent": sum(r.sent for r in results),
     }
 
@@ -168,7 +161,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     report: dict[str, Any] = {
         "started": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "rate": args.rate,
-        "machine": {"cpus": targets.os.cpu_count(), "python": sys.version.split()[0]},
+        "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
         "variants": {},
     }
     with tempfile.TemporaryDirectory(prefix="passerelle-bench-") as tmp:
@@ -183,6 +176,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             report["direct"] = direct_rate
             print(f"direct: p50 {direct_rate['p50_ms']:.2f} ms, p99 {direct_rate['p99_ms']:.2f} ms")
             for variant in VARIANTS:
+                if args.only and not any(word in variant.name for word in args.only.split(",")):
+                    continue
                 workdir = root / variant.name.replace(" ", "_").replace(",", "")
                 workdir.mkdir()
                 setup, ports = _configure(workdir, upstream_url, variant, args)
@@ -243,6 +238,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--rate", type=float, default=200.0)
+    parser.add_argument("--only", default="", help="comma-separated words a variant must contain")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
     parser.add_argument("--postgres-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
     args = parser.parse_args(argv)

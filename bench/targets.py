@@ -28,6 +28,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 BENCH_DIR = REPO_ROOT / "bench"
@@ -341,9 +342,12 @@ class GatewaySetup:
     version: str | None
 
 
-def prepare_passerelle(workdir: Path, upstream_url: str, port: int) -> GatewaySetup:
+def prepare_passerelle(
+    workdir: Path, upstream_url: str, port: int, extra: dict[str, Any] | None = None
+) -> GatewaySetup:
     """Write Passerelle's configuration, create a user and an API key, and say how to serve.
 
+    ``extra`` replaces or adds top-level sections of the configuration (budgets, state...).
     This is the only place that knows Passerelle's configuration schema and CLI.
     """
     bin_dir = Path(sys.executable).parent
@@ -370,6 +374,7 @@ def prepare_passerelle(workdir: Path, upstream_url: str, port: int) -> GatewaySe
         "teams": {"bench": {"name": "Bench"}},
         "projects": {"bench": {"client": "internal", "models": [MODEL_ALIAS]}},
     }
+    config.update(extra or {})
     # JSON is YAML: no YAML library needed to write it.
     config_path.write_text(json.dumps(config, indent=2) + "\n", "utf-8")
     env = child_env(

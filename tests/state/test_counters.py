@@ -145,6 +145,51 @@ def test_add_corrects_a_window(run: Callable[[Scenario], None]) -> None:
     run(scenario)
 
 
+def test_admission_and_reservation_count_together_or_not_at_all(
+    run: Callable[[Scenario], None],
+) -> None:
+    async def scenario(c: Counters) -> None:
+        charge = Charge("cap", 100, FAR)
+        window = Window("rpm", 3, 1)
+        admitted, reserved = await c.admit_and_reserve([window], [charge], 60)
+        assert admitted.ok and reserved.unseeded == (0,)  # nothing counted yet
+        await c.seed(charge, 0)
+        admitted, reserved = await c.admit_and_reserve([window], [charge], 60)
+        assert admitted.ok and admitted.used == (0,) and reserved.ok and reserved.totals == (60,)
+        # The budget refuses: the window does not count the refused request either.
+        admitted, reserved = await c.admit_and_reserve([window], [charge], 60)
+        assert admitted.ok and not reserved.ok and reserved.breached == 0
+        assert reserved.totals == (60,)
+        admitted, reserved = await c.admit_and_reserve([window], [charge], 10)
+        assert reserved.ok and admitted.used == (1,)
+        # The window refuses: the budget is not touched.
+        assert (await c.admit_and_reserve([window], [charge], 10))[1].ok
+        admitted, reserved = await c.admit_and_reserve([window], [charge], 10)
+        assert not admitted.ok and admitted.denied == 0 and not reserved.ok
+        assert await c.read(["cap"]) == [80]
+        # No window, or no budget, works too.
+        assert (await c.admit_and_reserve([], [charge], 5))[1].totals == (85,)
+        only_window = await c.admit_and_reserve([Window("other", 5, 1)], [], 0)
+        assert only_window[0].ok and only_window[1].ok
+
+    run(scenario)
+
+
+def test_settle_adjusts_budgets_and_windows_at_once(run: Callable[[Scenario], None]) -> None:
+    async def scenario(c: Counters) -> None:
+        charge = Charge("spend", 1000, FAR)
+        await c.seed(charge, 0)
+        assert (await c.reserve([charge], 300)).ok
+        assert (await c.admit([Window("tok", 1000, 100)])).ok
+        await c.settle(["spend"], -250, [Window("tok", 1000, 40)])  # cost 50, 140 tokens
+        assert await c.read(["spend"]) == [50]
+        result = await c.admit([Window("tok", 1000, 0)])
+        assert result.used == (140,)
+        await c.settle([], 0, [])  # nothing to do is fine
+
+    run(scenario)
+
+
 def test_a_request_larger_than_the_limit_is_told_so(run: Callable[[Scenario], None]) -> None:
     async def scenario(c: Counters) -> None:
         refused = await c.admit([Window("tok", 100, 500)])

@@ -13,6 +13,7 @@ import click
 import orjson
 
 from passerelle import __version__
+from passerelle.cli.canary import canary
 from passerelle.cli.controls import feedback, kill
 from passerelle.cli.governance import policy, review
 from passerelle.config import Config, load_config
@@ -77,6 +78,7 @@ def cli(ctx: click.Context, config_path: str) -> None:
       passerelle review list               requests held for a human reviewer
       passerelle kill model M --reason R   disable a model now (or provider, project, user)
       passerelle feedback summary          thumbs up and down per model
+      passerelle canary status             where each new model version's roll-out stands
     """
     ctx.obj = Context(config_path)
 
@@ -685,6 +687,7 @@ cli.add_command(policy)
 cli.add_command(review)
 cli.add_command(kill)
 cli.add_command(feedback)
+cli.add_command(canary)
 
 
 def main() -> None:

@@ -153,6 +153,23 @@ def _cross_check(cfg: ConfigFile, lines: Mapping[Path_, int], source: str) -> No
                     f"{sorted(cfg.providers)}",
                     ("models", alias, "routes", index, "provider"),
                 )
+        if model.canary is not None:
+            stable = {(route.provider, route.model) for route in model.routes}
+            for index, route in enumerate(model.canary.routes):
+                path: Path_ = ("models", alias, "canary", "routes", index)
+                if route.provider not in cfg.providers:
+                    fail(
+                        f"canary route to unknown provider {route.provider!r}; defined "
+                        f"providers: {sorted(cfg.providers)}",
+                        (*path, "provider"),
+                    )
+                if (route.provider, route.model) in stable:
+                    # Requests, errors and ratings are told apart by deployment.
+                    fail(
+                        f"canary route {route.provider}/{route.model} is also a stable route of "
+                        f"{alias!r}: a canary must be a different deployment",
+                        path,
+                    )
     for name, client in cfg.clients.items():
         if client.data_class not in classes:
             fail(

@@ -7,6 +7,7 @@ when the gateway starts.
 
 from __future__ import annotations
 
+import itertools
 import re
 from enum import StrEnum
 from typing import Annotated, Literal
@@ -18,6 +19,7 @@ from pydantic import (
     PlainSerializer,
     PlainValidator,
     WithJsonSchema,
+    field_validator,
     model_validator,
 )
 
@@ -261,12 +263,124 @@ class ModelKind(StrEnum):
     EMBEDDING = "embedding"
 
 
+class CanaryStart(StrEnum):
+    AUTO = "auto"
+    """The first gateway that sees this canary starts its roll-out."""
+    MANUAL = "manual"
+    """The roll-out waits for ``passerelle canary start ALIAS`` (or the admin API)."""
+
+
+class CanaryGates(Strict):
+    """What the new version must show at each stage to go on; see ``pipeline/canary_gates.py``.
+
+    A gate left empty (null) is not checked. Errors are 5xx answers, transport failures, broken
+    streams, and, for the new version, any request it did not answer itself (its stable fallback
+    did); a caller's own mistakes (4xx) are not errors."""
+
+    max_error_rate: float | None = Field(
+        0.05, ge=0, le=1, description="highest share of the new version's requests that fail"
+    )
+    max_error_rate_increase: float | None = Field(
+        0.02,
+        ge=0,
+        le=1,
+        description="highest excess of the new version's error rate over the stable routes' "
+        "in the same window, in absolute terms (0.02: two points)",
+    )
+    max_p95_ms: float | None = Field(
+        None,
+        gt=0,
+        le=3_600_000,
+        description="highest 95th percentile latency in ms: time to the first byte of a stream, "
+        "to the whole answer otherwise",
+    )
+    max_p95_ratio: float | None = Field(
+        1.5,
+        ge=1,
+        le=100,
+        description="highest ratio of the new version's 95th percentile latency to the stable "
+        "routes' in the same window",
+    )
+    p95_tolerance_ms: float = Field(
+        100.0,
+        ge=0,
+        le=600_000,
+        description="a p95 at most this much above the stable one never fails max_p95_ratio: "
+        "for fast answers a ratio is noise",
+    )
+    max_negative_ratio: float | None = Field(
+        0.3,
+        ge=0,
+        le=1,
+        description="highest share of thumbs-down ratings of the new version's answers since "
+        "the roll-out started",
+    )
+    min_ratings: int = Field(
+        20,
+        ge=1,
+        le=1_000_000,
+        description="ratings of the new version needed before max_negative_ratio is checked",
+    )
+
+
+class Canary(Strict):
+    """A new version of a model rolled out behind its alias, stage by stage: each stage sends
+    a share of the requests to the new routes (the stable routes stay their fallbacks), and the
+    gates decide to go on or to roll back. See ``pipeline/canary.py``."""
+
+    routes: Annotated[list[Route], Field(min_length=1)] = Field(
+        description="the new version's routes, tried in order (or by weight) before the stable "
+        "routes, which stay its fallbacks"
+    )
+    stages: Annotated[
+        list[Annotated[float, Field(gt=0, le=100)]], Field(min_length=1, max_length=20)
+    ] = Field(
+        default_factory=lambda: [5.0, 25.0, 50.0, 100.0],
+        description="percentages of the requests sent to the new version, strictly "
+        "increasing, ending at 100",
+    )
+    min_duration_s: float = Field(
+        600.0,
+        ge=0,
+        le=30 * 86_400,
+        description="shortest time a stage lasts before the gates may promote it",
+    )
+    min_requests: int = Field(
+        100,
+        ge=1,
+        le=100_000_000,
+        description="requests served by the new version in a stage before its error and "
+        "latency gates decide (a failing gate rolls back as soon as this is met)",
+    )
+    start: CanaryStart = Field(
+        CanaryStart.AUTO,
+        description="auto: the roll-out starts when a gateway first sees this canary; "
+        "manual: with 'passerelle canary start'",
+    )
+    gates: CanaryGates = CanaryGates()
+
+    @field_validator("stages")
+    @classmethod
+    def _stages(cls, stages: list[float]) -> list[float]:
+        points = [round(stage * 100) for stage in stages]
+        if any(abs(round(stage * 100) - stage * 100) > 1e-6 for stage in stages):
+            raise ValueError("stages are percentages with at most two decimals, e.g. 0.5 or 25")
+        if any(later <= earlier for earlier, later in itertools.pairwise(points)):
+            raise ValueError("stages must be strictly increasing, e.g. [5, 25, 50, 100]")
+        if points[-1] != 10_000:
+            raise ValueError("the last stage must be 100: the roll-out ends with every request")
+        return stages
+
+
 class ModelAlias(Strict):
     kind: ModelKind = ModelKind.CHAT
     description: str = ""
     routes: Annotated[list[Route], Field(min_length=1)] = Field(
         description="tried in order: the first is preferred, the others are fallbacks "
         "(unless routes carry a weight)"
+    )
+    canary: Canary | None = Field(
+        None, description="a new version rolled out in stages behind this alias"
     )
 
 

@@ -1,5 +1,6 @@
 """The admin REST API: people, keys, spend and budgets, the audit trail, the review queue, kill
-switches and feedback (the last two in :mod:`passerelle.http.controls`). Admin keys only."""
+switches and feedback (the last two in :mod:`passerelle.http.controls`), canary roll-outs
+(:mod:`passerelle.http.canary`). Admin keys only."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from passerelle.audit.records import AuditRecord
 from passerelle.audit.verify import verify_chain
 from passerelle.core.context import KeyScope, RequestContext
 from passerelle.errors import GatewayError, InvalidRequest, NotFound, PermissionDenied, WireFormat
-from passerelle.http import controls
+from passerelle.http import canary, controls
 from passerelle.http.base import error_response, json_response, read_json_object
 from passerelle.pipeline.budgets import BudgetStatus, budget_report, scope_members
 from passerelle.pipeline.gateway import Gateway
@@ -342,4 +343,5 @@ def routes(
         Route("/admin/budgets/alerts", admin(budget_alert_list), methods=["GET"]),
         Route("/admin/audit/verify", admin(audit_verify), methods=["POST"]),
         *controls.admin_routes(gateway, admin, audit),
+        *canary.admin_routes(gateway, admin, audit),
     ]

@@ -44,6 +44,7 @@ from passerelle.providers.pricing import PriceTable
 from passerelle.providers.transport import Transport
 from passerelle.runtime import audit_key, open_database, resolve_secrets
 from passerelle.state.counters import StateUnavailableError
+from passerelle.storage.canary import CanaryBoard, CanaryStore
 from passerelle.storage.db import Database
 from passerelle.storage.epochs import watch_epochs
 from passerelle.storage.keycache import KeyCache
@@ -65,10 +66,12 @@ def create_app(config: Config, *, environ: Mapping[str, str] | None = None) -> S
     transport = Transport()
     prices = PriceTable.load_default().with_overrides(price_overrides(config))
     store = KeyStore(db)
-    # One thread follows the change counters for the key cache and the kill switches alike.
+    # One thread follows the change counters for the key cache, the kill switches and the
+    # canary roll-outs alike.
     epochs = watch_epochs(db)
     key_cache = KeyCache(store, epochs)
     kill_switches = KillSwitchBoard(KillSwitchStore(db), epochs)
+    canary_board = CanaryBoard(CanaryStore(db), epochs)
     gateway = Gateway(
         config,
         store,
@@ -79,6 +82,7 @@ def create_app(config: Config, *, environ: Mapping[str, str] | None = None) -> S
         key_cache=key_cache,
         review_key=key,
         kill_switches=kill_switches,
+        canary_board=canary_board,
     )
 
     def submit(record: AuditRecord) -> None:
@@ -137,6 +141,7 @@ def create_app(config: Config, *, environ: Mapping[str, str] | None = None) -> S
         # write), getting it back can wait one switch interval: 5 ms by default, a tail latency
         # measured on every request in flight. 1 ms bounds that wait at a negligible cost.
         sys.setswitchinterval(0.001)
+        gateway.canary.start()  # judges canary roll-outs every few seconds
         log.info(
             "passerelle %s ready: %d providers, %d models, config %s",
             __version__,
@@ -147,6 +152,7 @@ def create_app(config: Config, *, environ: Mapping[str, str] | None = None) -> S
         try:
             yield
         finally:
+            await gateway.canary.stop()
             # Settlements and alerts still running finish before their connections close.
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(gateway.drain(), 10.0)

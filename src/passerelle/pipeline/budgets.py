@@ -36,7 +36,13 @@ from passerelle.errors import BudgetExceeded, LimitsUnavailable, PasserelleError
 from passerelle.pipeline.routing import RouteTarget
 from passerelle.providers.base import Operation, Wire
 from passerelle.providers.pricing import PriceTable
-from passerelle.state.counters import Charge, Counters, StateUnavailableError
+from passerelle.state.counters import (
+    Admitted,
+    Charge,
+    Counters,
+    StateUnavailableError,
+    Window,
+)
 from passerelle.storage.db import Database
 from passerelle.storage.keys import KeyStore
 from passerelle.storage.spend import format_usd, spent_micro_usd
@@ -196,19 +202,26 @@ class Budgets:
         alias: str,
         amount: int,
         *,
+        windows: Sequence[Window] = (),
         allow_downgrade: bool = True,
-    ) -> BudgetHold | Downgrade | None:
-        """Reserve ``amount`` on every budget that applies; None when none applies.
+    ) -> tuple[Admitted, BudgetHold | Downgrade | None]:
+        """Count the request in its rate-limit ``windows`` and reserve ``amount`` on every budget
+        that applies, in one atomic step: both or neither.
 
-        Raises :class:`BudgetExceeded` at a hard cap and :class:`LimitsUnavailable` when the
-        counters (or the ledger that seeds them) cannot be reached: fail closed."""
+        Returns what the windows said (a refusal is the caller's to raise, and then nothing was
+        reserved) and the hold (None when no budget applies), or a :class:`Downgrade` (then
+        nothing stays counted). Raises :class:`BudgetExceeded` at a hard cap and
+        :class:`LimitsUnavailable` when the counters (or the ledger that seeds them) cannot be
+        reached: fail closed."""
         applied = self.applicable(principal)
-        if not applied:
-            return None
         charges = [a.charge for a in applied]
         try:
+            if not applied:
+                return (await self._counters.admit(windows) if windows else Admitted(True)), None
             for _ in range(_SEED_ATTEMPTS):
-                result = await self._counters.reserve(charges, amount)
+                admitted, result = await self._counters.admit_and_reserve(windows, charges, amount)
+                if not admitted.ok:
+                    return admitted, None
                 if not result.unseeded:
                     break
                 await self._seed([applied[i] for i in result.unseeded])
@@ -221,33 +234,28 @@ class Budgets:
                     applied, result.totals, alias, principal, breached=result.breached
                 )
                 if allow_downgrade and downgrade is not None:
-                    return downgrade
+                    return admitted, downgrade
                 await self._notify("hard", breached, result.totals[result.breached])
                 raise _refusal(breached, result.totals[result.breached], amount)
             hold = BudgetHold(applied, amount)
             before = [total - amount for total in result.totals]
             downgrade = self._downgrade_for(applied, tuple(before), alias, principal)
             if allow_downgrade and downgrade is not None:
-                await self._counters.adjust(hold.keys, -amount)
-                return downgrade
+                uncount = [Window(w.key, w.limit, -w.cost) for w in windows]
+                await self._counters.settle(hold.keys, -amount, uncount)
+                return admitted, downgrade
             for item, prior, total in zip(applied, before, result.totals, strict=True):
                 soft = item.budget.soft_micro_usd
                 if soft is not None and prior < soft <= total:
                     await self._notify("soft", item, total)
-            return hold
+            return admitted, hold
         except StateUnavailableError as exc:
-            log.error("budgets cannot be checked: %s", exc)
+            log.error("budgets and rate limits cannot be checked: %s", exc)
             raise LimitsUnavailable(
-                "Budgets cannot be checked right now: the gateway's shared state does not "
-                "answer, so this request was not sent (budgets fail closed). Retry in a moment; "
-                "if it lasts, an administrator must check Redis.",
+                "Budgets and rate limits cannot be checked right now: the gateway's shared state "
+                "does not answer, so this request was not sent (they fail closed). Retry in a "
+                "moment; if it lasts, an administrator must check Redis.",
             ) from None
-
-    async def settle(self, hold: BudgetHold, actual: int) -> None:
-        """Replace the reservation by the real cost (0 releases it)."""
-        delta = actual - hold.amount
-        if delta:
-            await self._counters.adjust(hold.keys, delta)
 
     def _downgrade_for(
         self,

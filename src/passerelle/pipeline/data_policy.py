@@ -54,7 +54,7 @@ from passerelle.pipeline.decisions import (
     Reroute,
     Rewrite,
 )
-from passerelle.pipeline.routing import Router
+from passerelle.pipeline.routing import Router, RouteTarget
 from passerelle.pipeline.scanning import ScannerHandle
 from passerelle.pipeline.steps import PipelineRequest
 
@@ -66,6 +66,13 @@ def found_list(counts: Mapping[str, int]) -> str:
     """``2 email, 1 aws_access_key``: what was found, by type and count, never by value."""
     ordered = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
     return ", ".join(f"{count} {rule}" for rule, count in ordered) or "nothing"
+
+
+def _destinations_of(targets: Sequence[RouteTarget]) -> tuple[Destination, ...]:
+    return tuple(
+        Destination(t.provider.name, t.provider.config.clearance, t.provider.config.region)
+        for t in targets
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,8 +140,14 @@ class DataPolicy:
                 ),
                 rule="dlp.fail_closed",
             )
+        # The routes offered to this request: the model's own, or a canary roll-out's new
+        # version followed by them. Each is checked against the request's class like the rest.
+        targets = request.routes if request.routes is not None else self._router.targets(alias)
+        destinations = (
+            self._destinations[alias] if request.routes is None else _destinations_of(targets)
+        )
         verdict = decide(
-            routes=self._destinations[alias],
+            routes=destinations,
             project=project,
             project_class=project_class,
             found_classes=scan.data_classes,
@@ -153,7 +166,6 @@ class DataPolicy:
             injection=scan.injection,
         )
         ctx.policy = record
-        targets = self._router.targets(alias)
         if verdict.action in (Action.ALLOW, Action.REROUTE):
             if len(verdict.routes) == len(targets):
                 return CONTINUE
@@ -163,9 +175,7 @@ class DataPolicy:
             assert verdict.ceiling is not None
             lowered = self.lower(request.body, scan, verdict.ceiling, project_class, verdict.action)
             if lowered is not None:
-                usable = cleared(
-                    self._destinations[alias], lowered.data_class, spec.regions, self._ranks
-                )
+                usable = cleared(destinations, lowered.data_class, spec.regions, self._ranks)
                 if usable:
                     record.data_class = lowered.data_class
                     return Rewrite(
@@ -180,7 +190,7 @@ class DataPolicy:
         if verdict.action is Action.HOLD:
             reach = [
                 i
-                for i, d in enumerate(self._destinations[alias])
+                for i, d in enumerate(destinations)
                 if not spec.regions or d.region in spec.regions
             ]
             ticket = HoldTicket(

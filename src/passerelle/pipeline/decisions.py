@@ -3,6 +3,9 @@
 ::
 
     Continue   go on to the next step
+    Offer      go on, offering this request other routes than the model's configured ones (a
+               canary roll-out's new version first, the stable routes as its fallbacks); later
+               steps choose among those
     Reroute    go on, with only these routes of the model (in this order); a later step can
                narrow the routes further, never bring back one an earlier step removed
     Rewrite    go on with this body instead of the caller's (findings replaced), maybe with
@@ -27,6 +30,17 @@ if TYPE_CHECKING:
 @dataclass(frozen=True, slots=True)
 class Continue:
     """Go on to the next step."""
+
+
+@dataclass(frozen=True, slots=True)
+class Offer:
+    """Go on, with ``targets`` as the routes the model offers this request, in order, instead
+    of its configured routes: what later steps choose from (the data policy filters them by
+    clearance and region). An offer cannot widen what an earlier step narrowed, so the step
+    that offers runs first."""
+
+    targets: tuple[RouteTarget, ...]
+    rule: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,5 +98,5 @@ class Hold:
     targets: tuple[RouteTarget, ...] = field(default=())
 
 
-Decision = Continue | Reroute | Rewrite | Block | Hold
+Decision = Continue | Offer | Reroute | Rewrite | Block | Hold
 CONTINUE = Continue()

@@ -43,6 +43,9 @@ from passerelle.pipeline.answers import AnswerFilter
 from passerelle.pipeline.breakers import CircuitBreakers
 from passerelle.pipeline.budgets import BudgetAlert, BudgetHold, Budgets, Downgrade
 from passerelle.pipeline.cache import CachedAnswer, CacheDirective, CacheTicket, ResponseCache
+from passerelle.pipeline.canary import CanarySplit, canaries
+from passerelle.pipeline.canary import audit_details as canary_details
+from passerelle.pipeline.canary_evaluator import CanaryEvaluator
 from passerelle.pipeline.data_policy import DataPolicy
 from passerelle.pipeline.decisions import Hold
 from passerelle.pipeline.kill_switches import KillSwitches
@@ -61,6 +64,7 @@ from passerelle.providers.transport import Timeouts, Transport, TransportError, 
 from passerelle.runtime import admin_record
 from passerelle.state.counters import Counters, StateUnavailableError
 from passerelle.state.factory import build_counters
+from passerelle.storage.canary import CanaryBoard, CanaryStore
 from passerelle.storage.keycache import KeyCache
 from passerelle.storage.keys import KeyStatus, KeyStore
 from passerelle.storage.killswitch import KillSwitchBoard, KillSwitchStore
@@ -193,6 +197,7 @@ class Gateway:
         review_key: bytes | None = None,
         counters: Counters | None = None,
         kill_switches: KillSwitchBoard | None = None,
+        canary_board: CanaryBoard | None = None,
     ) -> None:
         self.config = config
         self.keys = keys
@@ -215,7 +220,14 @@ class Gateway:
         self.data_policy = DataPolicy(config, self.dlp, self.router)
         # Without a board polling the database (tests, tools), only this process's changes apply.
         self.kill_switches = kill_switches or KillSwitchBoard(KillSwitchStore(keys.db))
+        # Canary roll-outs: the split offers a request the new version's routes, so it runs
+        # first and the other steps choose among them (pipeline/canary.py); the evaluator
+        # moves the roll-outs in the background, once started (canary_evaluator.py).
+        self.canary_board = canary_board or CanaryBoard(CanaryStore(keys.db))
+        self.canary = CanaryEvaluator(config, self.canary_board, audit)
+        split = (CanarySplit(self.canary_board, config, self.router),) if canaries(config) else ()
         self.steps: tuple[Step, ...] = (
+            *split,
             KillSwitches(self.kill_switches, config, self.router),
             ModelAccess(config),
             self.data_policy,
@@ -224,7 +236,7 @@ class Gateway:
         self._review_key = review_key
         # Budgets and rate limits count in this process or in Redis (config ``state``).
         self.counters: Counters = counters or build_counters(config.file.state, secrets)
-        self.limiter = RateLimiter(config.file.rate_limits, self.counters)
+        self.limiter = RateLimiter(config.file.rate_limits)
         self.budgets = Budgets(config, self.counters, keys.db, prices, self._budget_alert)
         webhook = config.file.limits.alert_webhook
         self._alert_webhook = secrets.get(webhook.env_name) if webhook is not None else None
@@ -410,42 +422,49 @@ class Gateway:
 
     # -- rate limits and budgets -------------------------------------------------------------
 
-    async def _admit(self, request: PipelineRequest, call: Call) -> PipelineRequest:
-        """Count the request in its rate limits and reserve its worst-case cost on its budgets;
-        a budget past its soft threshold may send it to a cheaper model, whose steps then run
-        again (the data policy of the new model's routes applies). Both fail closed."""
+    async def _admit(
+        self, request: PipelineRequest, call: Call, *, allow_downgrade: bool = True
+    ) -> PipelineRequest:
+        """Count the request in its rate limits and reserve its worst-case cost on its budgets,
+        in one atomic step; a budget past its soft threshold may send it to a cheaper model,
+        whose steps then run again (the data policy of the new model's routes applies). Both
+        fail closed."""
         ctx = request.ctx
         principal, alias = ctx.principal, ctx.model_alias
         assert principal is not None and alias is not None
-        try:
-            if self.limiter:
-                prompt_tokens = estimate_tokens(len(orjson.dumps(call.body)))
-                ctx.limit_ticket = await self.limiter.admit(principal, alias, prompt_tokens)
-            if not self.budgets or call.operation is Operation.COUNT_TOKENS:
-                return request
+        tokens = estimate_tokens(len(orjson.dumps(call.body))) if self.limiter else 0
+        plan = self.limiter.plan(principal, alias, tokens) if self.limiter else ()
+        windows = [applied.window for applied in plan]
+        outcome: BudgetHold | Downgrade | None = None
+        if self.budgets and call.operation is not Operation.COUNT_TOKENS:
             targets = request.targets or self.router.targets(alias)
             amount = self.budgets.worst_case(targets, call.operation, call.surface, call.body)
-            outcome = await self.budgets.reserve(principal, alias, amount)
-            if isinstance(outcome, Downgrade):
-                ctx.downgraded_from = alias
-                ctx.notes["downgrade_budget"] = outcome.budget
-                ctx.model_alias = outcome.alias
-                ctx.policy = None
-                request = PipelineRequest(ctx, call.body, request.kind)
-                await self._run_steps(request, call)
-                targets = request.targets or self.router.targets(outcome.alias)
-                amount = self.budgets.worst_case(targets, call.operation, call.surface, call.body)
-                outcome = await self.budgets.reserve(
-                    principal, outcome.alias, amount, allow_downgrade=False
-                )
-            ctx.budget_hold = outcome
-        except StateUnavailableError as exc:
-            log.error("rate limits cannot be checked: %s", exc)
-            raise LimitsUnavailable(
-                "Rate limits cannot be checked right now: the gateway's shared state does not "
-                "answer, so this request was not sent (limits fail closed). Retry in a moment; "
-                "if it lasts, an administrator must check Redis."
-            ) from None
+            admitted, outcome = await self.budgets.reserve(
+                principal, alias, amount, windows=windows, allow_downgrade=allow_downgrade
+            )
+        elif windows:
+            try:
+                admitted = await self.counters.admit(windows)
+            except StateUnavailableError as exc:
+                log.error("rate limits cannot be checked: %s", exc)
+                raise LimitsUnavailable(
+                    "Rate limits cannot be checked right now: the gateway's shared state does "
+                    "not answer, so this request was not sent (limits fail closed). Retry in a "
+                    "moment; if it lasts, an administrator must check Redis."
+                ) from None
+        else:
+            return request
+        if isinstance(outcome, Downgrade):  # nothing stays counted for the first model
+            ctx.downgraded_from = alias
+            ctx.notes["downgrade_budget"] = outcome.budget
+            ctx.model_alias = outcome.alias
+            ctx.policy = None
+            request = PipelineRequest(ctx, call.body, request.kind)
+            await self._run_steps(request, call)
+            return await self._admit(request, call, allow_downgrade=False)
+        if plan:
+            ctx.limit_ticket = RateLimiter.ticket(plan, admitted, tokens)
+        ctx.budget_hold = outcome
         return request
 
     def reply_headers(self, ctx: RequestContext) -> dict[str, str]:
@@ -464,11 +483,17 @@ class Gateway:
     async def _settle_limits(self, ctx: RequestContext) -> None:
         """Replace the reservation and the token estimate by what the request really cost."""
         hold, ticket = ctx.budget_hold, ctx.limit_ticket
+        keys: list[str] = []
+        delta = 0
+        if isinstance(hold, BudgetHold):
+            keys, delta = hold.keys, ctx.cost_micro_usd - hold.amount
+        windows = []
+        if isinstance(ticket, LimitTicket):
+            windows = ticket.token_windows(
+                ctx.input_tokens + ctx.output_tokens - ticket.estimated_tokens
+            )
         try:
-            if isinstance(hold, BudgetHold):
-                await self.budgets.settle(hold, ctx.cost_micro_usd)
-            if isinstance(ticket, LimitTicket):
-                await self.limiter.settle(ticket, ctx.input_tokens + ctx.output_tokens)
+            await self.counters.settle(keys, delta, windows)
         except StateUnavailableError as exc:
             # The reservation stays counted: a budget errs on the side of spending less.
             log.error("request %s could not be settled on its budgets: %s", ctx.request_id, exc)
@@ -819,6 +844,7 @@ class Gateway:
             details["blocked_by"] = ctx.notes["blocked_by"]
         if "kill_switches" in ctx.notes:
             details["kill_switches"] = ctx.notes["kill_switches"]
+        details.update(canary_details(ctx))
         if isinstance(ctx.budget_hold, BudgetHold):
             details["budgets"] = ctx.budget_hold.labels()
             details["reserved_micro_usd"] = ctx.budget_hold.amount

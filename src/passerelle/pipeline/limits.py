@@ -22,11 +22,11 @@ from dataclasses import dataclass
 from passerelle.config.schema import RateLimit, RateLimitScope
 from passerelle.core.context import Principal
 from passerelle.errors import RateLimited, WireFormat
-from passerelle.state.counters import Admitted, Counters, Window
+from passerelle.state.counters import Admitted, Window
 
 
 @dataclass(frozen=True, slots=True)
-class _Applied:
+class Applied:
     rule: RateLimit
     index: int
     name: str
@@ -38,7 +38,7 @@ class _Applied:
 class LimitTicket:
     """The windows one admitted request was counted in; corrected when its tokens are known."""
 
-    applied: tuple[_Applied, ...]
+    applied: tuple[Applied, ...]
     admitted: Admitted
     estimated_tokens: int
 
@@ -47,48 +47,37 @@ class LimitTicket:
 
 
 class RateLimiter:
-    """The configured rate limits, checked against shared counters."""
+    """The configured rate limits: which windows a request is counted in, and what an
+    admission or a refusal says. Counting is the counters' (``state/counters.py``), done with
+    the budget reservation in one atomic step (``Budgets.reserve``)."""
 
-    def __init__(self, rules: Sequence[RateLimit], counters: Counters) -> None:
+    def __init__(self, rules: Sequence[RateLimit]) -> None:
         self._rules = tuple(rules)
-        self._counters = counters
 
     def __bool__(self) -> bool:
         return bool(self._rules)
 
-    def _applied(self, principal: Principal, alias: str, tokens: int) -> tuple[_Applied, ...]:
-        out: list[_Applied] = []
+    def plan(self, principal: Principal, alias: str, tokens: int) -> tuple[Applied, ...]:
+        """The windows this request is to be counted in: a request, ``tokens`` tokens."""
+        out: list[Applied] = []
         for index, rule in enumerate(self._rules):
             name = _name_for(rule.scope, principal, alias)
             if name is None or (rule.match != "*" and rule.match != name):
                 continue
             base = f"rl:{rule.scope.value}:{rule.match}:{name}"
             if rule.rpm is not None:
-                out.append(_Applied(rule, index, name, False, Window(f"{base}:r", rule.rpm, 1)))
+                out.append(Applied(rule, index, name, False, Window(f"{base}:r", rule.rpm, 1)))
             if rule.tpm is not None:
-                out.append(_Applied(rule, index, name, True, Window(f"{base}:t", rule.tpm, tokens)))
+                out.append(Applied(rule, index, name, True, Window(f"{base}:t", rule.tpm, tokens)))
         return tuple(out)
 
-    async def admit(self, principal: Principal, alias: str, estimated_tokens: int) -> LimitTicket:
-        """Count this request in every window that applies, or raise :class:`RateLimited`.
-
-        Raises :class:`~passerelle.state.counters.StateUnavailableError` when the counters
-        cannot be reached (the caller fails closed)."""
-        applied = self._applied(principal, alias, estimated_tokens)
-        if not applied:
-            return LimitTicket((), Admitted(True), 0)
-        admitted = await self._counters.admit([a.window for a in applied])
+    @staticmethod
+    def ticket(plan: tuple[Applied, ...], admitted: Admitted, tokens: int) -> LimitTicket:
+        """The ticket of a request the counters admitted, or the refusal of one they did not."""
         if not admitted.ok:
             assert admitted.denied is not None
-            raise _refusal(applied[admitted.denied], admitted.retry_after)
-        return LimitTicket(applied, admitted, estimated_tokens)
-
-    async def settle(self, ticket: LimitTicket, actual_tokens: int) -> None:
-        """Replace the estimate by the tokens the request really used."""
-        delta = actual_tokens - ticket.estimated_tokens
-        windows = ticket.token_windows(delta)
-        if windows and delta:
-            await self._counters.add(windows)
+            raise _refusal(plan[admitted.denied], admitted.retry_after)
+        return LimitTicket(plan, admitted, tokens)
 
 
 def _name_for(scope: RateLimitScope, principal: Principal, alias: str) -> str | None:
@@ -101,7 +90,7 @@ def _name_for(scope: RateLimitScope, principal: Principal, alias: str) -> str | 
     return alias
 
 
-def _refusal(applied: _Applied, retry_after: float) -> RateLimited:
+def _refusal(applied: Applied, retry_after: float) -> RateLimited:
     rule, window = applied.rule, applied.window
     unit = "tokens" if applied.tokens else "requests"
     wait = max(1, math.ceil(retry_after))
@@ -126,7 +115,7 @@ def _refusal(applied: _Applied, retry_after: float) -> RateLimited:
 
 
 def _limit_headers(
-    applied: _Applied, remaining: int, reset_s: float, wire: WireFormat | None
+    applied: Applied, remaining: int, reset_s: float, wire: WireFormat | None
 ) -> dict[str, str]:
     """The headers of one window, in OpenAI's names (Anthropic's added by :func:`headers`)."""
     unit = "tokens" if applied.tokens else "requests"
@@ -144,7 +133,7 @@ def headers(ticket: LimitTicket, wire: WireFormat) -> dict[str, str]:
         return {}
     out: dict[str, str] = {}
     for tokens in (False, True):
-        best: tuple[int, _Applied, float] | None = None
+        best: tuple[int, Applied, float] | None = None
         for i, applied in enumerate(ticket.applied):
             if applied.tokens is not tokens:
                 continue

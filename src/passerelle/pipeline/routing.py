@@ -36,6 +36,24 @@ class Router:
             )
             for alias, model in config.models.items()
         }
+        # The new version's routes of an alias under a canary roll-out (``pipeline/canary.py``).
+        self._canary: dict[str, tuple[RouteTarget, ...]] = {
+            alias: tuple(
+                RouteTarget(
+                    provider=providers[route.provider],
+                    model=route.model,
+                    pricing_model=route.pricing_model,
+                    weight=route.weight,
+                )
+                for route in model.canary.routes
+            )
+            for alias, model in config.models.items()
+            if model.canary is not None
+        }
 
     def targets(self, alias: str) -> tuple[RouteTarget, ...]:
         return self._routes[alias]
+
+    def canary_targets(self, alias: str) -> tuple[RouteTarget, ...]:
+        """The routes of the alias's canary (its new version); empty when it declares none."""
+        return self._canary.get(alias, ())

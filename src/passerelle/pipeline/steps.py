@@ -13,7 +13,15 @@ from passerelle.config import Config
 from passerelle.config.schema import ModelKind
 from passerelle.core.context import RequestContext
 from passerelle.errors import InvalidRequest, NotFound, PermissionDenied, UpstreamUnavailable
-from passerelle.pipeline.decisions import CONTINUE, Block, Decision, Hold, Reroute, Rewrite
+from passerelle.pipeline.decisions import (
+    CONTINUE,
+    Block,
+    Decision,
+    Hold,
+    Offer,
+    Reroute,
+    Rewrite,
+)
 
 if TYPE_CHECKING:
     from passerelle.dlp.actions import Vault
@@ -30,6 +38,9 @@ class PipelineRequest:
     kind: ModelKind
     targets: tuple[RouteTarget, ...] | None = None
     """The routes still allowed, in order; None: all the model's routes."""
+    routes: tuple[RouteTarget, ...] | None = None
+    """The routes the model offers this request before any step narrowed them; None: its
+    configured routes. A canary roll-out offers its new version's routes first (``Offer``)."""
     vault: Vault | None = None
     """Pseudonyms in ``body``, to restore in the answer."""
 
@@ -93,8 +104,8 @@ class ModelAccess:
 
 
 def run_steps(steps: tuple[Step, ...], request: PipelineRequest) -> Block | Hold | None:
-    """Run the steps in order, applying each rewrite and reroute to ``request`` before the next
-    step; the first Block or Hold stops the run and is returned.
+    """Run the steps in order, applying each offer, rewrite and reroute to ``request`` before
+    the next step; the first Block or Hold stops the run and is returned.
 
     Routes only ever narrow: the routes a step chooses are intersected with those the earlier
     steps left, so that a step choosing among all of a model's routes (the data policy) cannot
@@ -113,7 +124,13 @@ def run_steps(steps: tuple[Step, ...], request: PipelineRequest) -> Block | Hold
         if isinstance(decision, (Block, Hold)):
             request.ctx.notes["blocked_by"] = decision.rule
             return decision
-        if isinstance(decision, Reroute):
+        if isinstance(decision, Offer):
+            request.routes = decision.targets
+            if left is None:
+                request.targets = decision.targets
+            else:  # offered after a narrowing step: it cannot bring a removed route back
+                request.targets = tuple(t for t in decision.targets if t in left) or left
+        elif isinstance(decision, Reroute):
             request.targets = decision.targets
             removed.append(decision.why or f"{_named(step.name, decision.rule)} removed some")
         elif isinstance(decision, Rewrite):

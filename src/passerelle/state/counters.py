@@ -99,8 +99,20 @@ class Counters(Protocol):
     async def admit(self, windows: Sequence[Window]) -> Admitted:
         """Count each window's cost if every window stays within its limit; all or nothing."""
 
+    async def admit_and_reserve(
+        self, windows: Sequence[Window], charges: Sequence[Charge], amount: int
+    ) -> tuple[Admitted, Reserved]:
+        """:meth:`admit` and :meth:`reserve` as one atomic step (one round trip for Redis):
+        nothing is counted unless the windows admit and the budgets reserve. A refusal by the
+        windows is reported in the first value (the budgets were not tried), anything else in
+        the second."""
+
     async def add(self, windows: Sequence[Window]) -> None:
         """Count ``cost`` (which may be negative: a correction) now, whatever the limit."""
+
+    async def settle(self, keys: Sequence[str], delta: int, windows: Sequence[Window]) -> None:
+        """:meth:`adjust` and :meth:`add` together: what a finished request does, in one step
+        (one round trip for Redis)."""
 
     async def once(self, key: str, expires_at: int) -> bool:
         """True the first time ``key`` is seen (until ``expires_at``), across instances."""
@@ -152,6 +164,24 @@ class MemoryCounters:
 
     async def admit(self, windows: Sequence[Window]) -> Admitted:
         now = self._clock()
+        admitted = self._check(windows, now)
+        if admitted.ok:
+            self._count(windows, int(now))
+        return admitted
+
+    async def admit_and_reserve(
+        self, windows: Sequence[Window], charges: Sequence[Charge], amount: int
+    ) -> tuple[Admitted, Reserved]:
+        now = self._clock()
+        admitted = self._check(windows, now)
+        if not admitted.ok:
+            return admitted, Reserved(False)
+        reserved = await self.reserve(charges, amount)  # runs to completion: still atomic
+        if reserved.ok:
+            self._count(windows, int(now))
+        return admitted, reserved
+
+    def _check(self, windows: Sequence[Window], now: float) -> Admitted:
         second = int(now)
         used: list[int] = []
         resets: list[float] = []
@@ -167,18 +197,20 @@ class MemoryCounters:
             used.append(total)
             oldest = min(buckets) if buckets else second
             resets.append(max(0.0, oldest + WINDOW_S - now) if total + window.cost else 0.0)
-        for window in windows:
-            if window.cost:
-                buckets = self._windows.setdefault(window.key, {})
-                buckets[second] = buckets.get(second, 0) + window.cost
         return Admitted(True, used=tuple(used), resets_in=tuple(resets))
 
-    async def add(self, windows: Sequence[Window]) -> None:
-        second = int(self._clock())
+    def _count(self, windows: Sequence[Window], second: int) -> None:
         for window in windows:
             if window.cost:
                 buckets = self._windows.setdefault(window.key, {})
                 buckets[second] = buckets.get(second, 0) + window.cost
+
+    async def add(self, windows: Sequence[Window]) -> None:
+        self._count(windows, int(self._clock()))
+
+    async def settle(self, keys: Sequence[str], delta: int, windows: Sequence[Window]) -> None:
+        await self.adjust(keys, delta)
+        await self.add(windows)
 
     async def once(self, key: str, expires_at: int) -> bool:
         self._sweep()

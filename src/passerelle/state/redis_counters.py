@@ -105,6 +105,81 @@ end
 return {1, used, resets}
 """
 
+# ADMIT's checks on the first ``windows`` keys, then RESERVE's on the others; both counted only
+# when both pass. ARGV: window_s, windows, then (limit, cost) per window, then amount, then the
+# cap of each budget counter.
+_ADMIT_AND_RESERVE = """
+local t = redis.call('TIME')
+local second = tonumber(t[1])
+local now = second + tonumber(t[2]) / 1000000
+local window = tonumber(ARGV[1])
+local n = tonumber(ARGV[2])
+local used = {}
+local resets = {}
+for i = 1, n do
+  local flat = redis.call('HGETALL', KEYS[i])
+  local secs = {}
+  local counts = {}
+  local total = 0
+  for j = 1, #flat, 2 do
+    local s = tonumber(flat[j])
+    if s <= second - window then
+      redis.call('HDEL', KEYS[i], flat[j])
+    else
+      secs[#secs + 1] = s
+      counts[s] = tonumber(flat[j + 1])
+      total = total + counts[s]
+    end
+  end
+  table.sort(secs)
+  local limit = tonumber(ARGV[1 + 2 * i])
+  local cost = tonumber(ARGV[2 + 2 * i])
+  if total + cost > limit then
+    local retry = window
+    if cost <= limit then
+      local freed = 0
+      for _, s in ipairs(secs) do
+        freed = freed + counts[s]
+        if total - freed + cost <= limit then
+          retry = s + window - now
+          break
+        end
+      end
+    end
+    return {0, i - 1, tostring(retry)}
+  end
+  used[i] = total
+  if #secs > 0 then
+    resets[i] = tostring(secs[1] + window - now)
+  elseif cost > 0 then
+    resets[i] = tostring(second + window - now)
+  else
+    resets[i] = '0'
+  end
+end
+local base = 3 + 2 * n
+local amount = tonumber(ARGV[base])
+local values = {}
+local missing = {}
+for i = n + 1, #KEYS do
+  local v = redis.call('GET', KEYS[i])
+  if not v then missing[#missing + 1] = i - n - 1 else values[i - n] = tonumber(v) end
+end
+if #missing > 0 then return {-1, missing} end
+for i = n + 1, #KEYS do
+  if values[i - n] + amount > tonumber(ARGV[base + i - n]) then
+    return {2, i - n - 1, values, used, resets}
+  end
+end
+for i = 1, n do
+  local cost = tonumber(ARGV[2 + 2 * i])
+  if cost ~= 0 then redis.call('HINCRBY', KEYS[i], second, cost) end
+  redis.call('EXPIRE', KEYS[i], window + 2)
+end
+for i = n + 1, #KEYS do values[i - n] = redis.call('INCRBY', KEYS[i], amount) end
+return {1, used, resets, values}
+"""
+
 _ADD = """
 local second = tonumber(redis.call('TIME')[1])
 for i = 1, #KEYS do
@@ -112,6 +187,29 @@ for i = 1, #KEYS do
   if cost ~= 0 then
     redis.call('HINCRBY', KEYS[i], second, cost)
     redis.call('EXPIRE', KEYS[i], tonumber(ARGV[1]) + 2)
+  end
+end
+return 1
+"""
+
+
+_SETTLE = """
+local budgets = tonumber(ARGV[1])
+local delta = tonumber(ARGV[2])
+local window = tonumber(ARGV[3])
+for i = 1, budgets do
+  if delta ~= 0 and redis.call('EXISTS', KEYS[i]) == 1 then
+    redis.call('INCRBY', KEYS[i], delta)
+  end
+end
+if #KEYS > budgets then
+  local second = tonumber(redis.call('TIME')[1])
+  for i = budgets + 1, #KEYS do
+    local cost = tonumber(ARGV[3 + i - budgets])
+    if cost ~= 0 then
+      redis.call('HINCRBY', KEYS[i], second, cost)
+      redis.call('EXPIRE', KEYS[i], window + 2)
+    end
   end
 end
 return 1
@@ -130,13 +228,16 @@ class RedisCounters:
         self._adjust = client.register_script(_ADJUST)
         self._admit = client.register_script(_ADMIT)
         self._add = client.register_script(_ADD)
+        self._settle = client.register_script(_SETTLE)
+        self._admit_and_reserve = client.register_script(_ADMIT_AND_RESERVE)
 
     def _k(self, key: str) -> str:
         return self._prefix + key
 
     async def _run(self, what: str, coro: Any) -> Any:
         try:
-            return await asyncio.wait_for(coro, self._timeout)
+            async with asyncio.timeout(self._timeout):  # no task per call, unlike wait_for
+                return await coro
         except (RedisError, OSError, TimeoutError) as exc:
             raise StateUnavailableError(
                 f"Redis did not answer ({what}: {type(exc).__name__})"
@@ -176,11 +277,28 @@ class RedisCounters:
         reply = await self._run("admit", self._admit(keys=keys, args=args))
         if int(reply[0]) == 0:
             return Admitted(False, denied=int(reply[1]), retry_after=max(0.0, float(reply[2])))
-        return Admitted(
-            True,
-            used=tuple(int(v) for v in reply[1]),
-            resets_in=tuple(max(0.0, float(v)) for v in reply[2]),
-        )
+        return _admitted(reply[1], reply[2])
+
+    async def admit_and_reserve(
+        self, windows: Sequence[Window], charges: Sequence[Charge], amount: int
+    ) -> tuple[Admitted, Reserved]:
+        keys = [*(self._k(w.key) for w in windows), *(self._k(c.key) for c in charges)]
+        args: list[int] = [WINDOW_S, len(windows)]
+        for window in windows:
+            args += [window.limit, window.cost]
+        args += [amount, *(c.hard for c in charges)]
+        reply = await self._run("admit and reserve", self._admit_and_reserve(keys=keys, args=args))
+        status = int(reply[0])
+        if status == 0:
+            denied = Admitted(False, denied=int(reply[1]), retry_after=max(0.0, float(reply[2])))
+            return denied, Reserved(False)
+        if status == -1:
+            return Admitted(True), Reserved(False, unseeded=tuple(int(i) for i in reply[1]))
+        if status == 2:
+            admitted = _admitted(reply[3], reply[4])
+            totals = tuple(int(v) for v in reply[2])
+            return admitted, Reserved(False, totals=totals, breached=int(reply[1]))
+        return _admitted(reply[1], reply[2]), Reserved(True, totals=tuple(int(v) for v in reply[3]))
 
     async def add(self, windows: Sequence[Window]) -> None:
         live = [w for w in windows if w.cost]
@@ -191,6 +309,19 @@ class RedisCounters:
                     keys=[self._k(w.key) for w in live], args=[WINDOW_S, *(w.cost for w in live)]
                 ),
             )
+
+    async def settle(self, keys: Sequence[str], delta: int, windows: Sequence[Window]) -> None:
+        live = [w for w in windows if w.cost]
+        if not (delta and keys) and not live:
+            return
+        budget_keys = list(keys) if delta else []
+        await self._run(
+            "settle",
+            self._settle(
+                keys=[*(self._k(k) for k in budget_keys), *(self._k(w.key) for w in live)],
+                args=[len(budget_keys), delta, WINDOW_S, *(w.cost for w in live)],
+            ),
+        )
 
     async def once(self, key: str, expires_at: int) -> bool:
         created = await self._run(
@@ -203,3 +334,11 @@ class RedisCounters:
 
     async def close(self) -> None:
         await self._redis.aclose(close_connection_pool=True)
+
+
+def _admitted(used: Any, resets: Any) -> Admitted:
+    return Admitted(
+        True,
+        used=tuple(int(v) for v in used),
+        resets_in=tuple(max(0.0, float(v)) for v in resets),
+    )

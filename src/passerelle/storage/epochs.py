@@ -1,8 +1,9 @@
 """Change counters: how every gateway process learns that state it keeps in memory has changed.
 
 Gateways keep some database state in memory so that requests never wait for the database:
-resolved keys (:mod:`passerelle.storage.keycache`) and the active kill switches
-(:mod:`passerelle.storage.killswitch`). Each kind of state has a counter, one row of the
+resolved keys (:mod:`passerelle.storage.keycache`), the active kill switches
+(:mod:`passerelle.storage.killswitch`) and the canary roll-outs (:mod:`passerelle.storage.canary`).
+Each kind of state has a counter, one row of the
 ``auth_epoch`` table, bumped in the same transaction as every change to that state; a process
 that sees a counter move knows its copy is stale. The transaction makes the signal exact: a
 change cannot commit without its bump, so no change is missed, whichever process made it
@@ -42,6 +43,8 @@ class Epoch(IntEnum):
     """Users and API keys."""
     KILL_SWITCHES = 2
     """Kill switches set or lifted."""
+    CANARY = 3
+    """Canary roll-outs started, moved to another stage, paused, resumed or ended."""
 
 
 def bump_epoch(conn: Connection, epoch: Epoch) -> None:

@@ -17,7 +17,7 @@ from passerelle.storage.db import MIGRATIONS, Database
 if TYPE_CHECKING:
     from alembic.config import Config as AlembicConfig
 
-HEAD_REVISION = "0004"
+HEAD_REVISION = "0005"
 """The newest migration shipped with this version; update it with every new migration."""
 
 

@@ -18,6 +18,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
 )
 
 metadata = MetaData()
@@ -53,7 +54,8 @@ api_keys = Table(
 
 # Change counters, one row each, bumped in the same transaction as every change to what they
 # count, so that every process knows when its in-memory copy is stale (``epochs.py``): id 1 for
-# ``users`` and ``api_keys`` (key caches), id 2 for ``kill_switches``.
+# ``users`` and ``api_keys`` (key caches), id 2 for ``kill_switches``, id 3 for
+# ``canary_rollouts``.
 auth_epoch = Table(
     "auth_epoch",
     metadata,
@@ -174,3 +176,33 @@ feedback = Table(
 )
 Index("ix_feedback_model_created", feedback.c.model, feedback.c.created_us)
 Index("ix_feedback_project_created", feedback.c.project, feedback.c.created_us)
+
+# Canary roll-outs: a new version of a model rolled out behind its alias, stage by stage
+# (``pipeline/canary.py``). One row per roll-out, kept when it ends: an alias's current roll-out
+# is its row with the highest ``number``. ``fingerprint`` identifies the canary's routes and
+# stages in the configuration, so a changed canary starts a new roll-out instead of inheriting a
+# stage. Every transition is a compare-and-set on (``id``, ``stage``, ``stage_started_at``,
+# ``status``) that bumps the canary change counter. ``stage_seq`` is the audit trail's last
+# sequence number when the stage (or its window, after a resume) began: the stage's requests
+# all come after it. ``verdict`` is the JSON of the gate figures behind the last transition.
+canary_rollouts = Table(
+    "canary_rollouts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("alias", String(200), nullable=False),
+    Column("number", Integer, nullable=False),
+    Column("fingerprint", String(64), nullable=False),
+    Column("routes", Text, nullable=False),
+    Column("stages", String(200), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("stage", Integer, nullable=False),
+    Column("started_at", BigInteger, nullable=False),
+    Column("started_by", String(320), nullable=False),
+    Column("stage_started_at", BigInteger, nullable=False),
+    Column("stage_seq", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    Column("updated_by", String(320), nullable=False),
+    Column("reason", String(200), nullable=True),
+    Column("verdict", Text, nullable=True),
+    UniqueConstraint("alias", "number", name="uq_canary_rollouts_alias_number"),
+)
