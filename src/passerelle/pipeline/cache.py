@@ -68,6 +68,8 @@ from passerelle.providers.base import Operation, Wire
 from passerelle.state.response_cache import CacheStore, MemoryCacheStore, redis_cache_store
 
 if TYPE_CHECKING:
+    import redis.asyncio as aioredis
+
     from passerelle.pipeline.routing import RouteTarget
 
 log = logging.getLogger("passerelle.cache")
@@ -304,7 +306,11 @@ class ResponseCache:
 
     @classmethod
     def build(
-        cls, config: Config, secrets: Mapping[str, str], audit_key: bytes | None
+        cls,
+        config: Config,
+        secrets: Mapping[str, str],
+        audit_key: bytes | None,
+        redis: aioredis.Redis | None = None,
     ) -> ResponseCache:
         """The cache ``config`` asks for: off, in this process, or in Redis (``state``)."""
         settings = config.file.cache
@@ -317,7 +323,8 @@ class ResponseCache:
                     "a response cache in Redis needs audit.key: its entries are keyed with it",
                     source=config.source,
                 )
-            return cls(config, redis_cache_store(config.file.state, secrets), audit_key)
+            shared = redis_cache_store(config.file.state, secrets, redis)
+            return cls(config, shared, audit_key)
         store = MemoryCacheStore(settings.memory_max_bytes)
         # Without an audit key, a key of this process: its entries die with it anyway.
         return cls(config, store, audit_key if audit_key is not None else os.urandom(32))

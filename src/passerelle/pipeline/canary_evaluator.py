@@ -262,6 +262,7 @@ class CanaryEvaluator:
         self._audit = audit
         self._reader = WindowReader(self._db)
         self._task: asyncio.Task[None] | None = None
+        self._stopping: asyncio.Event | None = None
         self.verdicts: dict[str, Verdict] = {}
         shortest = min((c.min_duration_s for c in self._canaries.values()), default=20.0)
         self.interval = min(5.0, max(0.2, shortest / 4))
@@ -269,23 +270,29 @@ class CanaryEvaluator:
     def start(self) -> None:
         """Run in the background on the running event loop (nothing to do without canaries)."""
         if self._canaries and self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._run())
+            self._stopping = asyncio.Event()
+            self._task = asyncio.get_running_loop().create_task(self._run(self._stopping))
             self._task.add_done_callback(_report_crash)
 
     async def stop(self) -> None:
+        """Stop after the round in progress, whose audit records must reach the writer."""
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        if task is None or self._stopping is None:
+            return
+        self._stopping.set()
+        try:
+            await asyncio.wait_for(task, 10.0)
+        except TimeoutError:
+            log.warning("the canary evaluator did not stop within 10 s")
 
-    async def _run(self) -> None:
-        while True:
+    async def _run(self, stopping: asyncio.Event) -> None:
+        while not stopping.is_set():
             try:
                 await asyncio.to_thread(self.tick)
             except PasserelleError as exc:  # the database: try again next time
                 log.warning("canary roll-outs could not be evaluated: %s", exc)
-            await asyncio.sleep(self.interval)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), self.interval)
 
     def tick(self) -> list[Rollout]:
         """One round: start, judge, act. Returns the roll-outs this process moved."""

@@ -14,7 +14,8 @@ fall in two arms, drawn by the split:
 A caller's own mistakes (4xx from upstream or from the gateway) are requests, not errors: they
 say nothing about the version. Requests that never reached a route (refused by a policy,
 answered from the cache) are in neither arm, nor is a request drawn for the canary whose canary
-routes a step removed (a kill switch, a clearance too low for its data).
+routes a step removed (a kill switch, a clearance too low for its data) or whose provider does
+not serve that kind of call (a token count).
 
 **Latency** is what the caller waits before the answer starts: the first byte of a stream, the
 whole answer otherwise. One number for both kinds makes one p95 per arm; the comparison is fair
@@ -63,6 +64,8 @@ _LOG_GROWTH = math.log(_GROWTH)
 _FLOOR_MS = 0.01
 """Latencies below this share the first bucket."""
 P95 = 0.95
+UNSUPPORTED = "route_unsupported"
+"""The attempt error of a route whose provider does not serve the call (``resilience.py``)."""
 
 
 class LatencySketch:
@@ -393,6 +396,13 @@ def outcome_of(
     sent = details.get("canary") is True
     if drawn and not sent:
         return None  # drawn for the canary, but a step removed its routes
+    if sent and any(
+        isinstance(a, Mapping)
+        and a.get("error") == UNSUPPORTED
+        and (a.get("provider"), a.get("model")) in deployments
+        for a in attempts
+    ):
+        return None  # a call the new version's provider does not serve (a token count, say)
     error = status >= 500
     if sent and not error:
         answered_by = (payload.get("provider"), details.get("route_model"))

@@ -19,7 +19,7 @@ import orjson
 
 from passerelle.audit.records import AuditRecord
 from passerelle.config import Config
-from passerelle.config.schema import ModelKind
+from passerelle.config.schema import ModelKind, StateBackend
 from passerelle.core.canonical import Request, Usage
 from passerelle.core.context import KeyScope, Principal, RequestContext, RequestIds
 from passerelle.core.translation import DROPPED_HEADER, Loss, Translated, dropped_header_value
@@ -64,6 +64,7 @@ from passerelle.providers.transport import Timeouts, Transport, TransportError, 
 from passerelle.runtime import admin_record
 from passerelle.state.counters import Counters, StateUnavailableError
 from passerelle.state.factory import build_counters
+from passerelle.state.redis import redis_client
 from passerelle.storage.canary import CanaryBoard, CanaryStore
 from passerelle.storage.keycache import KeyCache
 from passerelle.storage.keys import KeyStatus, KeyStore
@@ -234,15 +235,18 @@ class Gateway:
         )
         self.reviews = ReviewStore(keys.db, hours=config.file.policy.review_hours)
         self._review_key = review_key
-        # Budgets and rate limits count in this process or in Redis (config ``state``).
-        self.counters: Counters = counters or build_counters(config.file.state, secrets)
+        # Budgets, rate limits and the cache keep their state in this process or in Redis
+        # (config ``state``), through one connection pool.
+        state = config.file.state
+        redis = redis_client(state, secrets) if state.backend is StateBackend.REDIS else None
+        self.counters: Counters = counters or build_counters(state, secrets, redis)
         self.limiter = RateLimiter(config.file.rate_limits)
         self.budgets = Budgets(config, self.counters, keys.db, prices, self._budget_alert)
         webhook = config.file.limits.alert_webhook
         self._alert_webhook = secrets.get(webhook.env_name) if webhook is not None else None
         self._background: set[asyncio.Task[None]] = set()
         # The exact response cache (pipeline/cache.py): in this process or in Redis (``state``).
-        self.cache = ResponseCache.build(config, secrets, review_key)
+        self.cache = ResponseCache.build(config, secrets, review_key, redis)
 
     # -- identity --------------------------------------------------------------------------
 

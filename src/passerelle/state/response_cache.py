@@ -123,7 +123,10 @@ class RedisCacheStore:
         await self._client.aclose(close_connection_pool=True)
 
 
-def redis_cache_store(settings: StateSettings, secrets: Mapping[str, str]) -> RedisCacheStore:
-    """The cache's store in the Redis of ``state:``, with its own connection pool."""
-    client = redis_client(settings, secrets)
+def redis_cache_store(
+    settings: StateSettings, secrets: Mapping[str, str], client: aioredis.Redis | None = None
+) -> RedisCacheStore:
+    """The cache's store in the Redis of ``state:`` (through ``client``, the process's pool,
+    when given)."""
+    client = client or redis_client(settings, secrets)
     return RedisCacheStore(client, settings.key_prefix, timeout_s=settings.redis_timeout_s)
