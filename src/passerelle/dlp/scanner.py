@@ -56,7 +56,7 @@ import hyperscan
 
 from passerelle.dlp.allowlist import is_placeholder, is_published_example
 from passerelle.dlp.findings import Category, Finding, ScanError, ScanResult
-from passerelle.dlp.rules import Rule
+from passerelle.dlp.rules import NUMBER_RUN, TIMESTAMP_RUN, Rule
 from passerelle.dlp.rules.catalog import builtin_rules
 from passerelle.dlp.settings import DlpSettings
 from passerelle.dlp.validators import shannon_entropy
@@ -97,7 +97,7 @@ class Scanner:
         try:
             chosen = tuple(rules) if rules is not None else builtin_rules(self.settings)
             self._compiled = tuple(self._compile_rule(rule) for rule in chosen)
-            self._database, self._triggers = self._compile_database(chosen)
+            self._database, self._triggers, self._timestamps = self._compile_database(chosen)
         except ScanError:
             raise
         except (re.error, hyperscan.error, ValueError) as exc:
@@ -130,9 +130,16 @@ class Scanner:
     @staticmethod
     def _compile_database(
         rules: tuple[Rule, ...],
-    ) -> tuple[hyperscan.Database, tuple[tuple[tuple[int, int, int, int], ...], ...]]:
+    ) -> tuple[
+        hyperscan.Database,
+        tuple[tuple[tuple[int, int, int, int], ...], ...],
+        tuple[int, int] | None,
+    ]:
         """One Hyperscan expression per distinct trigger; each id maps to the (rule index,
-        before, after, kind) of every rule that declared it."""
+        before, after, kind) of every rule that declared it. When the numeric rules' shared
+        trigger is there, one more expression finds log timestamps (``2026-11-29 17:04:``),
+        whose digits it would otherwise take for a number: the third value is (timestamp id,
+        number-run id)."""
         ids: dict[tuple[str, bool, int, bool], int] = {}
         targets: list[list[tuple[int, int, int, int]]] = []
         for index, rule in enumerate(rules):
@@ -150,6 +157,12 @@ class Scanner:
                 targets[ids[key]].append((index, trigger.before, trigger.after, kind))
         if not ids:
             raise ScanError("no DLP rule to compile")
+        timestamps: tuple[int, int] | None = None
+        number_run = ids.get((NUMBER_RUN, False, _WINDOW, False))
+        if number_run is not None:
+            ids[(TIMESTAMP_RUN, False, _WINDOW, False)] = len(targets)
+            timestamps = (len(targets), number_run)
+            targets.append([])
         expressions = [expression.encode("utf-8") for expression, _, _, _ in ids]
         flags = [
             (hyperscan.HS_FLAG_CASELESS if caseless else 0)
@@ -172,7 +185,7 @@ class Scanner:
                     rule = rules[targets[position][0][0]]
                     raise ScanError(f"rule {rule.id!r}: trigger does not compile ({exc})") from None
             raise
-        return database, tuple(tuple(target) for target in targets)
+        return database, tuple(tuple(target) for target in targets), timestamps
 
     def _scratch(self) -> hyperscan.Scratch:
         scratch: hyperscan.Scratch | None = getattr(self._local, "scratch", None)
@@ -215,7 +228,13 @@ class Scanner:
         windows: dict[int, list[tuple[int, int]]] = {}
         anchors: dict[int, set[tuple[int, int]]] = {}
         marks: dict[int, set[int]] = {}
+        skip_id, skipped_ends = -1, frozenset[int]()
+        if self._timestamps is not None:
+            stamp_id, skip_id = self._timestamps
+            skipped_ends = frozenset(end for trigger_id, _, end in hits if trigger_id == stamp_id)
         for trigger_id, start, end in hits:
+            if trigger_id == skip_id and end in skipped_ends:
+                continue  # the digits of a log timestamp, not a number
             for index, before, after, kind in self._triggers[trigger_id]:
                 if kind == _WINDOW:
                     position = end if to_char is None else to_char[end]

@@ -48,6 +48,12 @@ fast (many separate digit-class expressions defeat its acceleration), and anchor
 of the run reports a long run of digits once instead of at every digit. Identical trigger
 expressions are compiled once and feed every rule that declares them."""
 
+TIMESTAMP_RUN = r"[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:"
+"""A log timestamp (``2026-11-29 17:04:``): ten digits that :data:`NUMBER_RUN` would take for a
+number, and the most frequent digit run in logs. Its run ends where the timestamp's does, so a
+number-run match ending at the same offset is the timestamp's, and is skipped before any rule
+looks at it; a real number beside a timestamp ends elsewhere and is still seen."""
+
 
 @dataclass(frozen=True, slots=True)
 class Trigger:
