@@ -8,8 +8,10 @@ from pathlib import Path
 import orjson
 import pytest
 from click.testing import CliRunner
+from sqlalchemy import update
 
 from passerelle.cli.main import cli
+from passerelle.storage.tables import reviews
 
 from ..dlp._samples import TOKENS
 
@@ -117,3 +119,8 @@ def test_review_commands(config: Path) -> None:
     assert orjson.loads(run("list", "--status", "all", "--format", "json"))[0]["note"] == "ok"
     actions = [r for r in iter_records(db) if r["details"].get("action") == "review.approve"]
     assert actions[0]["actor"].startswith("cli:") and actions[0]["details"]["target"] == review.id
+    assert run("purge") == "dropped the previews of 0 expired reviews\n"  # approved, not expired
+    with db.begin() as conn:
+        conn.execute(update(reviews).values(expires_at=0))
+    assert run("purge") == "dropped the previews of 1 expired reviews\n"
+    assert "deploy with" not in run("show", review.id)

@@ -66,3 +66,20 @@ def test_decisions_are_made_once_and_expired_reviews_are_closed(db: Database) ->
     assert store.latest("key-1", "e" * 64) is None
     with pytest.raises(ReviewClosed, match="expired"):
         store.decide(late.id, approve=True, reviewer="boss@acme.test", note=None)
+
+
+def test_expired_reviews_lose_their_preview(db: Database) -> None:
+    store = ReviewStore(db)
+    expired = store.hold(held("a" * 64))
+    approved = store.hold(held("b" * 64))
+    store.decide(approved.id, approve=True, reviewer="boss@acme.test", note=None)
+    live = store.hold(held("c" * 64))
+    with db.begin() as conn:
+        conn.execute(
+            update(reviews).where(reviews.c.id.in_([expired.id, approved.id])).values(expires_at=0)
+        )
+    assert store.purge_expired() == 2
+    assert store.get(expired.id).preview is None and store.get(approved.id).preview is None
+    assert store.get(live.id).preview == "key [AWS_ACCESS_KEY_1]"  # still waiting: kept
+    assert store.get(expired.id).findings == {"aws_access_key": 1}  # the record stays
+    assert store.purge_expired() == 0

@@ -222,6 +222,14 @@ def review_approve(obj: Context, review_id: str, note: str | None) -> None:
     _decide(obj, review_id, note, approve=True)
 
 
+@review.command("purge")
+@click.pass_obj
+def review_purge(obj: Context) -> None:
+    """Drop the previews of expired reviews now (every gateway also does it every 5 minutes)."""
+    _db, store = _reviews(obj)
+    click.echo(f"dropped the previews of {store.purge_expired()} expired reviews")
+
+
 @review.command("reject")
 @click.argument("review_id")
 @click.option("--note", default=None, help="Why; shown to the requester if they resend.")

@@ -142,6 +142,7 @@ def create_app(config: Config, *, environ: Mapping[str, str] | None = None) -> S
         # measured on every request in flight. 1 ms bounds that wait at a negligible cost.
         sys.setswitchinterval(0.001)
         gateway.canary.start()  # judges canary roll-outs every few seconds
+        chores = asyncio.create_task(_housekeeping(gateway))
         log.info(
             "passerelle %s ready: %d providers, %d models, config %s",
             __version__,
@@ -152,6 +153,9 @@ def create_app(config: Config, *, environ: Mapping[str, str] | None = None) -> S
         try:
             yield
         finally:
+            chores.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await chores
             await gateway.canary.stop()
             # Settlements and alerts still running finish before their connections close.
             with contextlib.suppress(TimeoutError):
@@ -196,6 +200,23 @@ def create_app(config: Config, *, environ: Mapping[str, str] | None = None) -> S
     app.state.gateway = gateway
     app.state.audit_writer = writer
     return app
+
+
+HOUSEKEEPING_S = 300.0
+
+
+async def _housekeeping(gateway: Gateway) -> None:
+    """Chores every few minutes: drop the previews of review requests that expired (their
+    text, findings replaced, was kept only for a decision that can no longer be made)."""
+    while True:
+        try:
+            purged = await asyncio.to_thread(gateway.reviews.purge_expired)
+        except PasserelleError as exc:
+            log.warning("housekeeping: expired review previews not purged: %s", exc)
+        else:
+            if purged:
+                log.info("housekeeping: dropped the previews of %d expired reviews", purged)
+        await asyncio.sleep(HOUSEKEEPING_S)
 
 
 def _ping(db: Database) -> None:

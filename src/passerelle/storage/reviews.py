@@ -14,7 +14,9 @@ both use it. The gateway does not replay the request itself: it does not have it
 caller that was refused is the one waiting for an answer. A resend after the approval was used
 is held again. Pending reviews and unused approvals expire after ``policy.review_hours``.
 
-The preview is dropped when the review is rejected or its approval used.
+The preview is dropped when the review is rejected, its approval used, or once it expired
+(:meth:`ReviewStore.purge_expired`, run by every gateway every few minutes and by
+``passerelle review purge``).
 """
 
 from __future__ import annotations
@@ -191,6 +193,18 @@ class ReviewStore:
                 )
             )
         return result.rowcount == 1
+
+    def purge_expired(self) -> int:
+        """Drop the previews of reviews that expired undecided or approved but unused: the
+        decision they were kept for can no longer be made. Returns how many were dropped."""
+        now = now_us()
+        with self.db.begin() as conn:
+            result = conn.execute(
+                reviews.update()
+                .where(reviews.c.expires_at <= now, reviews.c.preview.is_not(None))
+                .values(preview=None)
+            )
+        return int(result.rowcount or 0)
 
     # -- the reviewer's side -------------------------------------------------------------------
 
