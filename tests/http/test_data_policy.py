@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import random
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -607,3 +608,28 @@ def test_a_rejected_request_is_refused_naming_the_review(fleet: Fleet) -> None:
     assert f"rejected this request (review {review_id}" in message
     assert "not this vendor" in message
     assert fleet.sent() == []
+
+
+def test_a_large_body_is_scanned_off_the_event_loop(
+    fleet: Fleet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    scanner = fleet.lenient.app.state.gateway.dlp.scanner()
+    original = scanner.scan
+    threads: list[str] = []
+
+    def recording(text: str) -> Any:
+        threads.append(threading.current_thread().name)
+        return original(text)
+
+    monkeypatch.setattr(scanner, "scan", recording)
+    secret = aws_key()
+    filler = "The quarterly figures are attached for review. " * 6000  # about 290 KB
+    Caller(fleet.lenient).ask("chat", "gpt", f"{filler}\nDeploy with {secret} now")
+    sent = orjson.dumps(fleet.sent()[0]["body"]).decode()
+    assert "[REDACTED:aws_access_key]" in sent and secret not in sent
+    # The request was scanned in a worker thread (the answer, short, on the event loop).
+    loop_thread = threads[-1]
+    assert threads[0] != loop_thread, threads
+    threads.clear()
+    Caller(fleet.lenient).ask("chat", "gpt", "a short prompt")
+    assert threads and all(name == loop_thread for name in threads), threads

@@ -78,6 +78,7 @@ async def read_json_object(request: Request, max_bytes: int) -> dict[str, Any]:
     except ClientDisconnect:
         raise InvalidRequest("The client closed the connection before sending the body.") from None
     raw = b"".join(chunks)
+    request.state.body_bytes = len(raw)
     if not raw:
         raise InvalidRequest("The request body is empty; send a JSON object.", code="empty_body")
     try:
@@ -155,6 +156,7 @@ async def serve_call(
         body = await read_json_object(request, gateway.config.file.gateway.max_body_bytes)
         ctx.model_alias = model_of(body, request)
         call = _with_cache_directive(parse(body, request), request)
+        call = replace(call, size=request.state.body_bytes)
         ctx.stream = call.stream
         reply = await gateway.call(ctx, call)
     except GatewayError as exc:

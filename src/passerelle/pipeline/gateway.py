@@ -75,6 +75,8 @@ from passerelle.storage.spend import format_usd
 log = logging.getLogger("passerelle.gateway")
 
 MAX_UPSTREAM_BODY = 64 * 1024 * 1024
+OFFLOAD_SCAN_BYTES = 256 * 1024
+"""Bodies from this size on are scanned (and run through the other steps) off the event loop."""
 _AUTH_MESSAGES = {
     KeyStatus.UNKNOWN: "Invalid API key. Use a key created with 'passerelle keys create'.",
     KeyStatus.EXPIRED: "This API key has expired. Ask an administrator for a new key.",
@@ -114,6 +116,8 @@ class Call:
     client_headers: Mapping[str, str]
     # What the caller's cache-control / x-passerelle-cache headers allow the response cache.
     cache: CacheDirective = CacheDirective.USE
+    # The body's size as received, in bytes (0 when not known).
+    size: int = 0
 
 
 class _Plan:
@@ -412,7 +416,13 @@ class Gateway:
         """Run the pre-call steps; a Hold is resolved against the review queue, a Block raised.
         A reply is returned only for a token count that may not leave (estimated here)."""
         ctx = request.ctx
-        stopped = run_steps(self.steps, request)
+        if call.size >= OFFLOAD_SCAN_BYTES and self.dlp is not None:
+            # Scanning a large body takes milliseconds of CPU; in a worker thread the event
+            # loop keeps serving other requests meanwhile (Hyperscan releases the interpreter
+            # lock while it scans, and each thread has its own scratch space).
+            stopped = await asyncio.to_thread(run_steps, self.steps, request)
+        else:
+            stopped = run_steps(self.steps, request)
         if stopped is None:
             return None
         if ctx.policy is not None and call.operation is Operation.COUNT_TOKENS:
