@@ -4,6 +4,7 @@ hand, each an admin audit record."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -46,7 +47,7 @@ def run(config: Path, *args: str, code: int = 0) -> str:
     return result.output
 
 
-def status(config: Path) -> dict[str, object]:
+def status(config: Path) -> dict[str, Any]:
     (entry,) = orjson.loads(run(config, "canary", "status", "chat", "--format", "json"))
     assert isinstance(entry, dict)
     return entry
@@ -63,7 +64,7 @@ def test_status_and_decisions_by_hand(config: Path) -> None:
     assert "roll-out 1 of chat: running, stage 1/3, 5 % of requests" in out
     entry = status(config)
     assert (entry["status"], entry["percent"], entry["stages"]) == ("running", 5, [5, 25, 100])
-    assert entry["updated_by"].startswith("cli:")  # type: ignore[union-attr]
+    assert entry["updated_by"].startswith("cli:")
     current = entry["current"]
     assert isinstance(current, dict) and current["decision"] == "wait"
     assert current["canary"]["requests"] == 0

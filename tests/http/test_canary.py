@@ -132,6 +132,19 @@ class Canaried:
         request_id: str = raw.headers["x-request-id"]
         return request_id
 
+    def stream(self, model: str) -> str:
+        """A streamed model call that must succeed; its request id."""
+        raw = self.sdk.chat.completions.with_raw_response.create(
+            model=model, messages=[{"role": "user", "content": "hello"}], stream=True
+        )
+        assert raw.http_response.status_code == 200
+        text = "".join(
+            chunk.choices[0].delta.content or "" for chunk in raw.parse() if chunk.choices
+        )
+        assert text
+        request_id: str = raw.headers["x-request-id"]
+        return request_id
+
     def records(self, kind: str = "request") -> list[dict[str, Any]]:
         assert self.app.state.audit_writer.flush(10.0)
         return list(iter_records(self.app.state.gateway.keys.db, kind=kind))
@@ -147,6 +160,18 @@ class Canaried:
             if r["details"]["target"] == f"model:{alias}"
             and str(r["details"]["action"]).startswith("canary.")
         ]
+
+    def transitions_until(
+        self, alias: str, action: str, timeout: float = 5
+    ) -> list[dict[str, Any]]:
+        """The transitions, once ``action`` is among them: the instance that makes a transition
+        hands its record to the audit writer right after the row changes."""
+        deadline = time.monotonic() + timeout
+        while True:
+            steps = self.transitions(alias)
+            if any(s["action"] == action for s in steps) or time.monotonic() > deadline:
+                return steps
+            time.sleep(0.02)
 
     def reached_canary(self, model: str) -> list[dict[str, Any]]:
         return [r for r in self.fresh.requests() if r["body"].get("model") == model]
@@ -200,10 +225,10 @@ def test_a_healthy_canary_is_promoted_stage_by_stage(gw: Canaried) -> None:
     ids: list[str] = []
     while gw.store.current("healthy").status is not RolloutStatus.PROMOTED:  # type: ignore[union-attr]
         assert time.monotonic() - started < 60, "not promoted within a minute"
-        ids.append(gw.chat("healthy"))
+        ids.append(gw.stream("healthy") if len(ids) % 4 == 3 else gw.chat("healthy"))
     elapsed = time.monotonic() - started
 
-    steps = gw.transitions("healthy")
+    steps = gw.transitions_until("healthy", "canary.promote")
     assert [s["action"] for s in steps] == [
         "canary.start",
         "canary.advance",
@@ -230,10 +255,14 @@ def test_a_healthy_canary_is_promoted_stage_by_stage(gw: Canaried) -> None:
     records = gw.by_id(ids)
     canary_ids = [i for i, r in records.items() if r["details"].get("canary")]
     assert len(gw.reached_canary("canary-healthy")) == len(canary_ids)
+    streamed = 0
     for record in records.values():
-        if "rollout" in record["details"]:
-            expected = "canary" if record["details"]["canary"] else "primary"
-            assert record["provider"] == ("fresh" if expected == "canary" else "primary")
+        details = record["details"]
+        if "rollout" in details:
+            assert record["provider"] == ("fresh" if details["canary"] else "primary")
+            assert record["status"] == 200
+            streamed += details["stream"] and details["canary"]
+    assert streamed, "some canary requests were streamed"
     print(f"healthy canary promoted through 3 stages in {elapsed:.2f} s, {len(ids)} requests")
 
 
@@ -247,7 +276,8 @@ def test_a_failing_canary_is_rolled_back_and_callers_never_see_it(gw: Canaried) 
         ids.append(gw.chat("failing"))  # raises unless the caller got a 200
     elapsed = time.monotonic() - started
 
-    (rollback,) = [s for s in gw.transitions("failing") if s["action"] == "canary.rollback"]
+    steps = gw.transitions_until("failing", "canary.rollback")
+    (rollback,) = [s for s in steps if s["action"] == "canary.rollback"]
     figures = rollback["figures"]
     assert figures["decision"] == "rollback" and figures["canary"]["requests"] >= 5
     assert figures["canary"]["error_rate"] == 1.0 and figures["stable"]["errors"] == 0
@@ -307,7 +337,8 @@ def test_negative_feedback_past_its_threshold_rolls_back(gw: Canaried) -> None:
     gw.wait_for("disliked", RolloutStatus.ROLLED_BACK)
     elapsed = time.monotonic() - rated
 
-    (rollback,) = [s for s in gw.transitions("disliked") if s["action"] == "canary.rollback"]
+    steps = gw.transitions_until("disliked", "canary.rollback")
+    (rollback,) = [s for s in steps if s["action"] == "canary.rollback"]
     feedback = rollback["figures"]["feedback"]
     assert (feedback["up"], feedback["down"], feedback["ratings"]) == (3, 4, 7)
     assert "negative_feedback 0.571429 > 0.5 (n=7)" in rollback["reason"]

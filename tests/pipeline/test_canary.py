@@ -274,6 +274,14 @@ def test_what_is_outside_the_window() -> None:
     assert counted(record(ts=4)) is None  # before the window opened (a resume)
     assert outcome_of(record(), 8, 0, 5, CANARY) is None  # another roll-out
     assert counted({"details": {}, "status": 200}) is None
+    # A token count the new version's provider does not serve: its stable fallback answers,
+    # and it is no sample of the new version.
+    unsupported = record(provider="primary", route_model="old-model")
+    unsupported["details"]["attempts"] = [
+        {"provider": "fresh", "model": "new-model", "status": None, "error": "route_unsupported"},
+        {"provider": "primary", "model": "old-model", "status": 200, "error": None},
+    ]
+    assert counted(unsupported) is None
 
 
 # -- configuration --------------------------------------------------------------------------------

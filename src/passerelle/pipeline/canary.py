@@ -147,8 +147,7 @@ class CanarySplit:
 
     def __init__(self, board: CanaryBoard, config: Config, router: Router) -> None:
         self._board = board
-        self._canaries = canaries(config)
-        self._fingerprints = {alias: fingerprint(c) for alias, c in self._canaries.items()}
+        self._fingerprints = {alias: fingerprint(c) for alias, c in canaries(config).items()}
         self._router = router
         self._plans: Mapping[str, _Plan] = MappingProxyType({})
         self._version = -1
