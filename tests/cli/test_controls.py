@@ -183,3 +183,15 @@ def test_feedback_list_and_summary(config: Path) -> None:
         }
     ]
     db.dispose()
+
+
+def test_no_unaudited_kill_switch_when_the_audit_key_is_missing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "passerelle.yaml"
+    path.write_text("audit: {key: env:CONTROLS_AUDIT_KEY}\n" + CONFIG)
+    monkeypatch.delenv("CONTROLS_AUDIT_KEY", raising=False)
+    out = run(path, "kill", "model", "chat", "--reason", "wrong answers", code=2)
+    assert "CONTROLS_AUDIT_KEY" in out
+    monkeypatch.setenv("CONTROLS_AUDIT_KEY", "k" * 32)
+    assert "(no kill switches)" in run(path, "kill", "list", "--all")  # nothing was changed

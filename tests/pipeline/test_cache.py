@@ -82,6 +82,12 @@ def context(
     return ctx
 
 
+def answered(ctx: RequestContext) -> RequestContext:
+    """``ctx`` once the deployment of these tests ("up", model "m") has answered it."""
+    ctx.provider, ctx.provider_model = "up", "m"
+    return ctx
+
+
 ROUTE = "x-passerelle-route"
 
 
@@ -93,6 +99,7 @@ class Provider:
 @dataclass(frozen=True)
 class Route:
     provider: Provider
+    model: str = "m"
 
 
 ROUTES: Any = (Route(Provider("up")), Route(Provider("fallback")))
@@ -237,6 +244,7 @@ async def store_then_lookup(
 ) -> tuple[CacheTicket, CacheTicket, RequestContext]:
     first_ctx = context(project, rid="req_first")
     first = await cache.lookup(first_ctx, call, ROUTES)
+    answered(first_ctx)
     headers = {"content-type": "application/json", "x-passerelle-route": "up"}
     first.answering(200, headers)
     await first.store(body)
@@ -269,6 +277,18 @@ def test_an_answer_from_a_route_no_longer_allowed_is_not_reused() -> None:
         ticket = await cache.lookup(context(), FakeCall(BODY), killed)
         assert ticket.hit is None and ticket.header == "miss"
         assert (await cache.lookup(context(), FakeCall(BODY), ROUTES)).hit is not None
+
+    asyncio.run(scenario())
+
+
+def test_an_answer_from_a_rolled_back_canary_is_not_reused() -> None:
+    async def scenario() -> None:
+        cache = ResponseCache.build(config(), {}, None)
+        await store_then_lookup(cache, FakeCall(BODY))  # answered by "up", model "m"
+        # The same provider, another deployment: the stable route once the canary is gone.
+        stable: Any = (Route(Provider("up"), model="m-stable"),)
+        ticket = await cache.lookup(context(), FakeCall(BODY), stable)
+        assert ticket.hit is None and ticket.header == "miss"
 
     asyncio.run(scenario())
 
@@ -324,6 +344,7 @@ def test_no_cache_refreshes_and_no_store_neither_reads_nor_writes() -> None:
         refresh = await cache.lookup(
             refresh_ctx, replace(call, cache=CacheDirective.REFRESH), ROUTES
         )
+        answered(refresh_ctx)
         assert refresh.hit is None and refresh.header == "bypass"
         refresh.answering(200, {"content-type": "application/json", ROUTE: "up"})
         await refresh.store(b'{"new":1}')
@@ -372,6 +393,7 @@ def test_errors_large_answers_and_failed_streams_are_not_stored() -> None:
         # a stream that never completed is simply never handed to stream_complete; one that did:
         ctx = context()
         ticket = await cache.lookup(ctx, FakeCall(BODY, stream=True), ROUTES)
+        answered(ctx)
         ticket.answering(200, {"content-type": "text/event-stream", ROUTE: "up"})
         ticket.keep(b"data: {}\n\n")
         await ticket.stream_complete([b"data: [DONE]\n\n"])

@@ -31,12 +31,19 @@ def _when(us: int | None) -> str:
     return dt.datetime.fromtimestamp(us / 1e6, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
-def _audit(obj: Context, db: Any, record: Any) -> None:
-    from passerelle.audit.writer import append_now
+def _audit_key(obj: Context) -> bytes | None:
+    """The audit key, resolved before anything changes: a change whose audit record cannot be
+    written (its key's variable unset) is refused instead of made unaudited."""
     from passerelle.cli.main import resolve_secrets_subset
     from passerelle.runtime import audit_key
 
-    append_now(db, [record], key=audit_key(obj.config, resolve_secrets_subset(obj.config)))
+    return audit_key(obj.config, resolve_secrets_subset(obj.config))
+
+
+def _audit(db: Any, record: Any, key: bytes | None) -> None:
+    from passerelle.audit.writer import append_now
+
+    append_now(db, [record], key=key)
 
 
 # -- kill switches ---------------------------------------------------------------------------
@@ -64,6 +71,7 @@ def _set_switch(obj: Context, scope: Scope, name: str, reason: str) -> None:
     from passerelle.storage.killswitch import KillSwitchStore, Scope
 
     config = obj.config
+    key = _audit_key(obj)
     text = check_reason_text(reason, Scanner(dlp_settings(config)))
     target, user_id = name, None
     if scope is not Scope.USER:
@@ -74,7 +82,7 @@ def _set_switch(obj: Context, scope: Scope, name: str, reason: str) -> None:
         target, user_id = user.email, user.id
     by = admin_record("kill.set").actor or "cli:unknown"
     switch = KillSwitchStore(db).set(scope, target, reason=text, by=by, user_id=user_id)
-    _audit(obj, db, switch_record("kill.set", switch, by))
+    _audit(db, switch_record("kill.set", switch, by), key)
     click.echo(
         f"kill switch {switch.id} set: {scope.value} '{target}' is disabled on every gateway "
         f"within a second. Lift it with 'passerelle kill lift {switch.id}'."
@@ -143,10 +151,11 @@ def kill_lift(obj: Context, switch_id: int) -> None:
     from passerelle.runtime import admin_record, open_database
     from passerelle.storage.killswitch import KillSwitchStore
 
+    key = _audit_key(obj)
     db = open_database(obj.config)
     by = admin_record("kill.lift").actor or "cli:unknown"
     switch = KillSwitchStore(db).lift(switch_id, by=by)
-    _audit(obj, db, switch_record("kill.lift", switch, by))
+    _audit(db, switch_record("kill.lift", switch, by), key)
     click.echo(
         f"kill switch {switch.id} lifted: {switch.scope.value} '{switch.target}' serves again"
     )

@@ -87,7 +87,7 @@ CACHED_OPERATIONS = frozenset({Operation.GENERATE, Operation.EMBED})
 # After a store failure, how long the cache is skipped before it is tried again: one timeout
 # per burst, not one per request.
 RETRY_AFTER_S = 5.0
-_FORMAT = 1
+_FORMAT = 2
 _NONCE = 12
 
 
@@ -160,6 +160,8 @@ class CachedAnswer:
     stream: bool
     request_id: str
     stored_at: float
+    deployment: tuple[str, str] | None = None
+    """The provider and provider model that made the answer."""
 
     @property
     def body(self) -> bytes:
@@ -248,6 +250,7 @@ class Sealer:
                 "stream": answer.stream,
                 "request_id": answer.request_id,
                 "stored_at": answer.stored_at,
+                "deployment": answer.deployment,
                 "chunks": [len(chunk) for chunk in answer.chunks],
             }
         )
@@ -280,6 +283,7 @@ class Sealer:
             stream=meta["stream"],
             request_id=meta["request_id"],
             stored_at=meta["stored_at"],
+            deployment=tuple(meta["deployment"]) if meta.get("deployment") else None,
         )
 
 
@@ -338,8 +342,9 @@ class ResponseCache:
     ) -> CacheTicket:
         """What the cache holds for this request, and how to store its answer on a miss.
 
-        ``routes`` are the routes the steps left to this request: an answer made by a provider
-        no longer among them (a kill switch removed it since) is not reused."""
+        ``routes`` are the routes the steps left to this request: an answer made by a
+        deployment (provider and model) no longer among them (a kill switch removed it, a
+        canary was rolled back) is not reused."""
         project = ctx.principal.project if ctx.principal is not None else None
         if (
             self.store is None
@@ -366,7 +371,7 @@ class ResponseCache:
         if (
             answer is None
             or answer.stream is not call.stream
-            or answer.headers.get("x-passerelle-route") not in {r.provider.name for r in routes}
+            or answer.deployment not in {(r.provider.name, r.model) for r in routes}
         ):
             ctx.cache = CacheOutcome.MISS  # STORE once the answer is stored
             return CacheTicket(self, ctx, slot, found[1], stream=call.stream, header="miss")
@@ -543,6 +548,9 @@ class CacheTicket:
             stream=self._stream,
             request_id=ctx.request_id,
             stored_at=time.time(),
+            deployment=(ctx.provider, ctx.provider_model)
+            if ctx.provider and ctx.provider_model
+            else None,
         )
         if await cache.save(slot, self._digest, answer):
             ctx.cache = CacheOutcome.STORE
