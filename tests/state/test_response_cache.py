@@ -9,7 +9,8 @@ import pytest
 
 from passerelle.config.schema import StateSettings
 from passerelle.errors import StorageError
-from passerelle.state.response_cache import MemoryCacheStore, redis_cache_store
+from passerelle.state.redis_cache import redis_cache_store
+from passerelle.state.response_cache import MemoryCacheStore
 from tests.state.conftest import REDIS_URL
 
 

@@ -65,7 +65,7 @@ from passerelle.config.schema import StateBackend
 from passerelle.core.context import RequestContext
 from passerelle.errors import ConfigError, StorageError
 from passerelle.providers.base import Operation, Wire
-from passerelle.state.response_cache import CacheStore, MemoryCacheStore, redis_cache_store
+from passerelle.state.response_cache import CacheStore, MemoryCacheStore
 
 if TYPE_CHECKING:
     import redis.asyncio as aioredis
@@ -327,6 +327,8 @@ class ResponseCache:
                     "a response cache in Redis needs audit.key: its entries are keyed with it",
                     source=config.source,
                 )
+            from passerelle.state.redis_cache import redis_cache_store
+
             shared = redis_cache_store(config.file.state, secrets, redis)
             return cls(config, shared, audit_key)
         store = MemoryCacheStore(settings.memory_max_bytes)

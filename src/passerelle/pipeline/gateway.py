@@ -64,7 +64,6 @@ from passerelle.providers.transport import Timeouts, Transport, TransportError, 
 from passerelle.runtime import admin_record
 from passerelle.state.counters import Counters, StateUnavailableError
 from passerelle.state.factory import build_counters
-from passerelle.state.redis import redis_client
 from passerelle.storage.canary import CanaryBoard, CanaryStore
 from passerelle.storage.keycache import KeyCache
 from passerelle.storage.keys import KeyStatus, KeyStore
@@ -242,7 +241,11 @@ class Gateway:
         # Budgets, rate limits and the cache keep their state in this process or in Redis
         # (config ``state``), through one connection pool.
         state = config.file.state
-        redis = redis_client(state, secrets) if state.backend is StateBackend.REDIS else None
+        redis = None
+        if state.backend is StateBackend.REDIS:  # the client library is imported only then
+            from passerelle.state.redis import redis_client
+
+            redis = redis_client(state, secrets)
         self.counters: Counters = counters or build_counters(state, secrets, redis)
         self.limiter = RateLimiter(config.file.rate_limits)
         self.budgets = Budgets(config, self.counters, keys.db, prices, self._budget_alert)

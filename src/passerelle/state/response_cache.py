@@ -5,24 +5,18 @@ A store holds opaque, already encrypted values under opaque keys (see
 confirm a guess. Both stores expire entries after their time to live; the memory store also
 bounds its total size and evicts the least recently used entries first.
 
+The Redis store is in ``redis_cache.py``, imported only when the configuration asks for it.
+
 A store that cannot answer raises :class:`~passerelle.errors.StorageError`; the cache turns that
 into a skipped lookup, never into a failed request.
 """
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Protocol
-
-import redis.asyncio as aioredis
-from redis.exceptions import RedisError
-
-from passerelle.config.schema import StateSettings
-from passerelle.errors import StorageError
-from passerelle.state.redis import redis_client
 
 
 class CacheStore(Protocol):
@@ -84,49 +78,3 @@ class MemoryCacheStore:
     def _drop(self, key: str) -> None:
         _, value = self._entries.pop(key)
         self._bytes -= len(key) + len(value)
-
-
-class RedisCacheStore:
-    """Entries in Redis, shared by every gateway instance, expired by Redis itself (``PX``).
-
-    Memory is bounded by Redis's own ``maxmemory`` and eviction policy (``volatile-lru`` or
-    ``allkeys-lru`` suit a cache); every entry has a time to live, so none outlives it."""
-
-    def __init__(self, client: aioredis.Redis, prefix: str, *, timeout_s: float) -> None:
-        self._client = client
-        self._prefix = prefix
-        self._timeout_s = timeout_s
-
-    async def get(self, key: str) -> bytes | None:
-        try:
-            async with asyncio.timeout(self._timeout_s):
-                value = await self._client.get(self._prefix + key)
-        except (RedisError, OSError, TimeoutError) as exc:
-            raise StorageError(
-                f"Redis did not answer a cache read ({type(exc).__name__})"
-            ) from None
-        if value is None:
-            return None
-        assert isinstance(value, bytes), "the client is built with decode_responses=False"
-        return value
-
-    async def put(self, key: str, value: bytes, ttl_s: float) -> None:
-        try:
-            async with asyncio.timeout(self._timeout_s):
-                await self._client.set(self._prefix + key, value, px=max(1, int(ttl_s * 1000)))
-        except (RedisError, OSError, TimeoutError) as exc:
-            raise StorageError(
-                f"Redis did not answer a cache write ({type(exc).__name__})"
-            ) from None
-
-    async def close(self) -> None:
-        await self._client.aclose(close_connection_pool=True)
-
-
-def redis_cache_store(
-    settings: StateSettings, secrets: Mapping[str, str], client: aioredis.Redis | None = None
-) -> RedisCacheStore:
-    """The cache's store in the Redis of ``state:`` (through ``client``, the process's pool,
-    when given)."""
-    client = client or redis_client(settings, secrets)
-    return RedisCacheStore(client, settings.key_prefix, timeout_s=settings.redis_timeout_s)
