@@ -181,11 +181,13 @@ def test_settle_adjusts_budgets_and_windows_at_once(run: Callable[[Scenario], No
         await c.seed(charge, 0)
         assert (await c.reserve([charge], 300)).ok
         assert (await c.admit([Window("tok", 1000, 100)])).ok
-        await c.settle(["spend"], -250, [Window("tok", 1000, 40)])  # cost 50, 140 tokens
+        await c.settle({"spend": -250}, {"tok": 40})  # cost 50, 140 tokens
         assert await c.read(["spend"]) == [50]
         result = await c.admit([Window("tok", 1000, 0)])
         assert result.used == (140,)
-        await c.settle([], 0, [])  # nothing to do is fine
+        await c.settle({}, {})  # nothing to do is fine
+        await c.settle({"spend": 5, "never-seeded": 9}, {})  # only existing counters move
+        assert await c.read(["spend", "never-seeded"]) == [55, None]
 
     run(scenario)
 

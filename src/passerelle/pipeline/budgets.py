@@ -43,6 +43,7 @@ from passerelle.state.counters import (
     StateUnavailableError,
     Window,
 )
+from passerelle.state.settler import Settler
 from passerelle.storage.db import Database
 from passerelle.storage.keys import KeyStore
 from passerelle.storage.spend import format_usd, spent_micro_usd
@@ -130,8 +131,10 @@ class Budgets:
         alert: AlertSink,
         *,
         clock: Callable[[], float] | None = None,
+        settler: Settler | None = None,
     ) -> None:
         self._config = config
+        self._settler = settler
         self._budgets = tuple(config.file.budgets)
         self._counters = counters
         self._db = db
@@ -218,13 +221,20 @@ class Budgets:
         try:
             if not applied:
                 return (await self._counters.admit(windows) if windows else Admitted(True)), None
-            for _ in range(_SEED_ATTEMPTS):
+            settled = False
+            for _ in range(_SEED_ATTEMPTS + 1):
+                seen = self._settler.sent if self._settler is not None else 0
                 admitted, result = await self._counters.admit_and_reserve(windows, charges, amount)
                 if not admitted.ok:
                     return admitted, None
-                if not result.unseeded:
+                if result.unseeded:
+                    await self._seed([applied[i] for i in result.unseeded])
+                elif result.ok or settled or self._settler is None:
                     break
-                await self._seed([applied[i] for i in result.unseeded])
+                else:  # finished requests' reservations may still be counted: settle, retry
+                    settled = True
+                    if not await self._settler.settle_now(seen):
+                        break
             else:
                 raise StateUnavailableError("budget counters vanished while being seeded")
             if not result.ok:
@@ -241,8 +251,8 @@ class Budgets:
             before = [total - amount for total in result.totals]
             downgrade = self._downgrade_for(applied, tuple(before), alias, principal)
             if allow_downgrade and downgrade is not None:
-                uncount = [Window(w.key, w.limit, -w.cost) for w in windows]
-                await self._counters.settle(hold.keys, -amount, uncount)
+                uncount = {w.key: -w.cost for w in windows}
+                await self._counters.settle(dict.fromkeys(hold.keys, -amount), uncount)
                 return admitted, downgrade
             for item, prior, total in zip(applied, before, result.totals, strict=True):
                 soft = item.budget.soft_micro_usd

@@ -64,6 +64,7 @@ from passerelle.providers.transport import Timeouts, Transport, TransportError, 
 from passerelle.runtime import admin_record
 from passerelle.state.counters import Counters, StateUnavailableError
 from passerelle.state.factory import build_counters
+from passerelle.state.settler import Settler
 from passerelle.storage.canary import CanaryBoard, CanaryStore
 from passerelle.storage.keycache import KeyCache
 from passerelle.storage.keys import KeyStatus, KeyStore
@@ -248,7 +249,10 @@ class Gateway:
             redis = redis_client(state, secrets)
         self.counters: Counters = counters or build_counters(state, secrets, redis)
         self.limiter = RateLimiter(config.file.rate_limits)
-        self.budgets = Budgets(config, self.counters, keys.db, prices, self._budget_alert)
+        self.settler = Settler(self.counters)
+        self.budgets = Budgets(
+            config, self.counters, keys.db, prices, self._budget_alert, settler=self.settler
+        )
         webhook = config.file.limits.alert_webhook
         self._alert_webhook = secrets.get(webhook.env_name) if webhook is not None else None
         self._background: set[asyncio.Task[None]] = set()
@@ -497,23 +501,18 @@ class Gateway:
             )
         return out
 
-    async def _settle_limits(self, ctx: RequestContext) -> None:
-        """Replace the reservation and the token estimate by what the request really cost."""
+    def _settle_limits(self, ctx: RequestContext) -> None:
+        """Replace the reservation and the token estimate by what the request really cost
+        (sent with other requests' settlements within a few milliseconds: ``state/settler``)."""
         hold, ticket = ctx.budget_hold, ctx.limit_ticket
-        keys: list[str] = []
-        delta = 0
+        budgets: dict[str, int] = {}
         if isinstance(hold, BudgetHold):
-            keys, delta = hold.keys, ctx.cost_micro_usd - hold.amount
-        windows = []
+            budgets = dict.fromkeys(hold.keys, ctx.cost_micro_usd - hold.amount)
+        windows: dict[str, int] = {}
         if isinstance(ticket, LimitTicket):
-            windows = ticket.token_windows(
-                ctx.input_tokens + ctx.output_tokens - ticket.estimated_tokens
-            )
-        try:
-            await self.counters.settle(keys, delta, windows)
-        except StateUnavailableError as exc:
-            # The reservation stays counted: a budget errs on the side of spending less.
-            log.error("request %s could not be settled on its budgets: %s", ctx.request_id, exc)
+            delta = ctx.input_tokens + ctx.output_tokens - ticket.estimated_tokens
+            windows = {window.key: window.cost for window in ticket.token_windows(delta)}
+        self.settler.add(budgets, windows)
 
     def _budget_alert(self, alert: BudgetAlert) -> None:
         """A soft threshold crossed or a hard cap reached: log, audit trail, webhook."""
@@ -566,9 +565,10 @@ class Gateway:
         task.add_done_callback(self._background.discard)
 
     async def drain(self) -> None:
-        """Wait for background bookkeeping (settlements, alerts), e.g. before shutting down."""
+        """Finish background bookkeeping (alerts, settlements), e.g. before shutting down."""
         if self._background:
             await asyncio.wait(set(self._background))
+        await self.settler.close()
 
     def _replay(self, ctx: RequestContext, answer: CachedAnswer) -> Reply:
         """An answer from the response cache, as the caller first received it: no provider was
@@ -823,7 +823,7 @@ class Gateway:
             ctx.status = error.status
             ctx.error_code = error.code
         if ctx.budget_hold is not None or ctx.limit_ticket is not None:
-            self.spawn(self._settle_limits(ctx))
+            self._settle_limits(ctx)
         self._audit(self.audit_record(ctx))
 
     def audit_record(self, ctx: RequestContext) -> AuditRecord:

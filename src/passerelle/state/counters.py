@@ -20,7 +20,7 @@ need the Redis backend (``redis_counters.py``), which runs the same algorithms a
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -110,9 +110,9 @@ class Counters(Protocol):
     async def add(self, windows: Sequence[Window]) -> None:
         """Count ``cost`` (which may be negative: a correction) now, whatever the limit."""
 
-    async def settle(self, keys: Sequence[str], delta: int, windows: Sequence[Window]) -> None:
-        """:meth:`adjust` and :meth:`add` together: what a finished request does, in one step
-        (one round trip for Redis)."""
+    async def settle(self, budgets: Mapping[str, int], windows: Mapping[str, int]) -> None:
+        """Add each delta to its budget counter (those that exist) and to its window, in one
+        step (one round trip for Redis): what finished requests do, one or many at once."""
 
     async def once(self, key: str, expires_at: int) -> bool:
         """True the first time ``key`` is seen (until ``expires_at``), across instances."""
@@ -208,9 +208,10 @@ class MemoryCounters:
     async def add(self, windows: Sequence[Window]) -> None:
         self._count(windows, int(self._clock()))
 
-    async def settle(self, keys: Sequence[str], delta: int, windows: Sequence[Window]) -> None:
-        await self.adjust(keys, delta)
-        await self.add(windows)
+    async def settle(self, budgets: Mapping[str, int], windows: Mapping[str, int]) -> None:
+        for key, delta in budgets.items():
+            await self.adjust([key], delta)
+        await self.add([Window(key, 0, cost) for key, cost in windows.items()])
 
     async def once(self, key: str, expires_at: int) -> bool:
         self._sweep()

@@ -11,7 +11,7 @@ keys, which Redis Cluster would spread over slots a script cannot span.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -193,11 +193,12 @@ return 1
 """
 
 
+# ARGV: budget count, window_s, then one delta per key, budgets first.
 _SETTLE = """
 local budgets = tonumber(ARGV[1])
-local delta = tonumber(ARGV[2])
-local window = tonumber(ARGV[3])
+local window = tonumber(ARGV[2])
 for i = 1, budgets do
+  local delta = tonumber(ARGV[2 + i])
   if delta ~= 0 and redis.call('EXISTS', KEYS[i]) == 1 then
     redis.call('INCRBY', KEYS[i], delta)
   end
@@ -205,7 +206,7 @@ end
 if #KEYS > budgets then
   local second = tonumber(redis.call('TIME')[1])
   for i = budgets + 1, #KEYS do
-    local cost = tonumber(ARGV[3 + i - budgets])
+    local cost = tonumber(ARGV[2 + i])
     if cost ~= 0 then
       redis.call('HINCRBY', KEYS[i], second, cost)
       redis.call('EXPIRE', KEYS[i], window + 2)
@@ -310,16 +311,16 @@ class RedisCounters:
                 ),
             )
 
-    async def settle(self, keys: Sequence[str], delta: int, windows: Sequence[Window]) -> None:
-        live = [w for w in windows if w.cost]
-        if not (delta and keys) and not live:
+    async def settle(self, budgets: Mapping[str, int], windows: Mapping[str, int]) -> None:
+        spent = {k: d for k, d in budgets.items() if d}
+        counted = {k: c for k, c in windows.items() if c}
+        if not spent and not counted:
             return
-        budget_keys = list(keys) if delta else []
         await self._run(
             "settle",
             self._settle(
-                keys=[*(self._k(k) for k in budget_keys), *(self._k(w.key) for w in live)],
-                args=[len(budget_keys), delta, WINDOW_S, *(w.cost for w in live)],
+                keys=[*(self._k(k) for k in spent), *(self._k(k) for k in counted)],
+                args=[len(spent), WINDOW_S, *spent.values(), *counted.values()],
             ),
         )
 
