@@ -1,7 +1,8 @@
 """Budget counters and sliding windows in Redis, for several gateway instances.
 
-The same algorithms as :class:`~passerelle.state.counters.MemoryCounters`, each one Lua script
-so that Redis runs the check and the change as one atomic step whatever the number of instances.
+The same algorithms as :class:`~passerelle.state.counters.MemoryCounters`, in two Lua scripts
+(admit and reserve; settle) so that Redis runs each check and its change as one atomic step
+whatever the number of instances.
 Windows use Redis's own clock (``TIME``), so instances whose clocks drift still share one window.
 
 One Redis server (or a Sentinel-managed primary) is assumed: a request's counters are several
@@ -26,88 +27,10 @@ from passerelle.state.counters import (
     Window,
 )
 
-_RESERVE = """
-local amount = tonumber(ARGV[1])
-local values = {}
-local missing = {}
-for i = 1, #KEYS do
-  local v = redis.call('GET', KEYS[i])
-  if not v then missing[#missing + 1] = i - 1 else values[i] = tonumber(v) end
-end
-if #missing > 0 then return {-1, missing} end
-for i = 1, #KEYS do
-  if values[i] + amount > tonumber(ARGV[1 + i]) then return {0, i - 1, values} end
-end
-for i = 1, #KEYS do values[i] = redis.call('INCRBY', KEYS[i], amount) end
-return {1, values}
-"""
-
-_ADJUST = """
-for i = 1, #KEYS do
-  if redis.call('EXISTS', KEYS[i]) == 1 then redis.call('INCRBY', KEYS[i], ARGV[1]) end
-end
-return 1
-"""
-
-_ADMIT = """
-local t = redis.call('TIME')
-local second = tonumber(t[1])
-local now = second + tonumber(t[2]) / 1000000
-local window = tonumber(ARGV[1])
-local used = {}
-local resets = {}
-for i = 1, #KEYS do
-  local flat = redis.call('HGETALL', KEYS[i])
-  local secs = {}
-  local counts = {}
-  local total = 0
-  for j = 1, #flat, 2 do
-    local s = tonumber(flat[j])
-    if s <= second - window then
-      redis.call('HDEL', KEYS[i], flat[j])
-    else
-      secs[#secs + 1] = s
-      counts[s] = tonumber(flat[j + 1])
-      total = total + counts[s]
-    end
-  end
-  table.sort(secs)
-  local limit = tonumber(ARGV[2 * i])
-  local cost = tonumber(ARGV[2 * i + 1])
-  if total + cost > limit then
-    local retry = window
-    if cost <= limit then
-      local freed = 0
-      for _, s in ipairs(secs) do
-        freed = freed + counts[s]
-        if total - freed + cost <= limit then
-          retry = s + window - now
-          break
-        end
-      end
-    end
-    return {0, i - 1, tostring(retry)}
-  end
-  used[i] = total
-  if #secs > 0 then
-    resets[i] = tostring(secs[1] + window - now)
-  elseif cost > 0 then
-    resets[i] = tostring(second + window - now)
-  else
-    resets[i] = '0'
-  end
-end
-for i = 1, #KEYS do
-  local cost = tonumber(ARGV[2 * i + 1])
-  if cost ~= 0 then redis.call('HINCRBY', KEYS[i], second, cost) end
-  redis.call('EXPIRE', KEYS[i], window + 2)
-end
-return {1, used, resets}
-"""
-
-# ADMIT's checks on the first ``windows`` keys, then RESERVE's on the others; both counted only
-# when both pass. ARGV: window_s, windows, then (limit, cost) per window, then amount, then the
-# cap of each budget counter.
+# The sliding windows' check on the first ``windows`` keys, then the budgets' on the others;
+# both counted only when both pass (admit alone and reserve alone are this script with no
+# budget or no window). ARGV: window_s, windows, then (limit, cost) per window, then amount,
+# then the cap of each budget counter.
 _ADMIT_AND_RESERVE = """
 local t = redis.call('TIME')
 local second = tonumber(t[1])
@@ -180,18 +103,6 @@ for i = n + 1, #KEYS do values[i - n] = redis.call('INCRBY', KEYS[i], amount) en
 return {1, used, resets, values}
 """
 
-_ADD = """
-local second = tonumber(redis.call('TIME')[1])
-for i = 1, #KEYS do
-  local cost = tonumber(ARGV[i + 1])
-  if cost ~= 0 then
-    redis.call('HINCRBY', KEYS[i], second, cost)
-    redis.call('EXPIRE', KEYS[i], tonumber(ARGV[1]) + 2)
-  end
-end
-return 1
-"""
-
 
 # ARGV: budget count, window_s, then one delta per key, budgets first.
 _SETTLE = """
@@ -225,10 +136,6 @@ class RedisCounters:
         self._redis = client
         self._prefix = prefix
         self._timeout = timeout_s
-        self._reserve = client.register_script(_RESERVE)
-        self._adjust = client.register_script(_ADJUST)
-        self._admit = client.register_script(_ADMIT)
-        self._add = client.register_script(_ADD)
         self._settle = client.register_script(_SETTLE)
         self._admit_and_reserve = client.register_script(_ADMIT_AND_RESERVE)
 
@@ -245,15 +152,7 @@ class RedisCounters:
             ) from None
 
     async def reserve(self, charges: Sequence[Charge], amount: int) -> Reserved:
-        keys = [self._k(c.key) for c in charges]
-        args = [amount, *(c.hard for c in charges)]
-        reply = await self._run("reserve", self._reserve(keys=keys, args=args))
-        status = int(reply[0])
-        if status == -1:
-            return Reserved(False, unseeded=tuple(int(i) for i in reply[1]))
-        if status == 0:
-            return Reserved(False, totals=tuple(int(v) for v in reply[2]), breached=int(reply[1]))
-        return Reserved(True, totals=tuple(int(v) for v in reply[1]))
+        return (await self.admit_and_reserve((), charges, amount))[1]
 
     async def seed(self, charge: Charge, value: int) -> None:
         await self._run(
@@ -261,8 +160,7 @@ class RedisCounters:
         )
 
     async def adjust(self, keys: Sequence[str], delta: int) -> None:
-        if keys and delta:
-            await self._run("adjust", self._adjust(keys=[self._k(k) for k in keys], args=[delta]))
+        await self.settle(dict.fromkeys(keys, delta), {})
 
     async def read(self, keys: Sequence[str]) -> list[int | None]:
         if not keys:
@@ -271,14 +169,7 @@ class RedisCounters:
         return [None if v is None else int(v) for v in values]
 
     async def admit(self, windows: Sequence[Window]) -> Admitted:
-        keys = [self._k(w.key) for w in windows]
-        args: list[int] = [WINDOW_S]
-        for window in windows:
-            args += [window.limit, window.cost]
-        reply = await self._run("admit", self._admit(keys=keys, args=args))
-        if int(reply[0]) == 0:
-            return Admitted(False, denied=int(reply[1]), retry_after=max(0.0, float(reply[2])))
-        return _admitted(reply[1], reply[2])
+        return (await self.admit_and_reserve(windows, (), 0))[0]
 
     async def admit_and_reserve(
         self, windows: Sequence[Window], charges: Sequence[Charge], amount: int
@@ -302,14 +193,10 @@ class RedisCounters:
         return _admitted(reply[1], reply[2]), Reserved(True, totals=tuple(int(v) for v in reply[3]))
 
     async def add(self, windows: Sequence[Window]) -> None:
-        live = [w for w in windows if w.cost]
-        if live:
-            await self._run(
-                "add",
-                self._add(
-                    keys=[self._k(w.key) for w in live], args=[WINDOW_S, *(w.cost for w in live)]
-                ),
-            )
+        counted: dict[str, int] = {}
+        for window in windows:
+            counted[window.key] = counted.get(window.key, 0) + window.cost
+        await self.settle({}, counted)
 
     async def settle(self, budgets: Mapping[str, int], windows: Mapping[str, int]) -> None:
         spent = {k: d for k, d in budgets.items() if d}
