@@ -23,8 +23,7 @@ from passerelle.storage.db import Database
 from passerelle.storage.keys import KeyStore
 from passerelle.storage.killswitch import KillSwitchStore
 from passerelle.testing.server import serve_in_thread
-
-from .test_sigkill import free_port, wait_ready
+from tests.net import free_port, wait_ready
 
 pytestmark = pytest.mark.postgres
 

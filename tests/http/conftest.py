@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,15 +17,9 @@ from passerelle.storage.keys import KeyStore
 from passerelle.testing.fake_openai import FakeSettings
 from passerelle.testing.fake_openai import create_app as create_fake
 from passerelle.testing.server import serve_in_thread
+from tests.net import free_port as closed_port
 
 UPSTREAM_KEY = "upstream-secret-value-1234567890"
-
-
-def closed_port() -> int:
-    """A local port with nothing listening: connections to it are refused."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 CONFIG = """\

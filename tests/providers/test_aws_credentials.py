@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import socket
 import sys
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping
@@ -37,6 +36,7 @@ from passerelle.providers.aws_sigv4 import CredentialsError
 from passerelle.providers.transport import Timeouts, Transport
 from passerelle.testing.fake_aws_metadata import FakeAwsMetadata, FakeSettings, sts_error
 from passerelle.testing.server import serve_in_thread
+from tests.net import free_port
 
 REGION = "eu-west-3"
 ROLE_ARN = "arn:aws:iam::000000000000:role/passerelle-bedrock"
@@ -179,12 +179,6 @@ def env(server: str, tmp_path: Path) -> dict[str, str]:
 def write(path: Path | str, text: str) -> str:
     Path(path).write_text(text, "utf-8")
     return str(path)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def moment(seconds: float) -> datetime:

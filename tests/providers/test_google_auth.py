@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import socket
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from pathlib import Path
@@ -43,6 +42,7 @@ from passerelle.providers.google_auth import (
 from passerelle.providers.transport import Transport
 from passerelle.testing.fake_google_oauth import FakeGoogleOAuth, FakeSettings
 from passerelle.testing.server import serve_in_thread
+from tests.net import free_port
 
 EMAIL = "vertex-caller@demo-project.iam.gserviceaccount.com"
 CLIENT_ID = "764086051850-fake.apps.googleusercontent.com"
@@ -163,13 +163,6 @@ def service_account(key: rsa.RSAPrivateKey, server: str) -> ServiceAccountKey:
 
 def segment(part: str) -> Any:
     return json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
-
-
-def free_port() -> int:
-    """A port nothing listens on: bound, then released."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 # -- the assertion ------------------------------------------------------------------------------

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 
 import pytest
 
@@ -11,13 +10,8 @@ from passerelle.config.schema import StateSettings
 from passerelle.errors import StorageError
 from passerelle.state.redis_cache import redis_cache_store
 from passerelle.state.response_cache import MemoryCacheStore
+from tests.net import free_port as closed_port
 from tests.state.conftest import REDIS_URL
-
-
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class Clock:
