@@ -20,6 +20,7 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from passerelle.storage.db import Database
+from tests.net import delete_redis_keys, new_redis_prefix, require_redis
 
 POSTGRES_ADMIN_URL = os.environ.get(
     "PASSERELLE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
@@ -114,3 +115,13 @@ def module_db(
         database.migrate()
         yield database
         database.dispose()
+
+
+@pytest.fixture
+def redis_prefix() -> Iterator[str]:
+    """A key prefix of this test's own in the test Redis (skipped locally without one, a
+    failure in CI); its keys are deleted afterwards."""
+    require_redis()
+    prefix = new_redis_prefix()
+    yield prefix
+    delete_redis_keys(prefix)

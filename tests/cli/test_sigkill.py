@@ -15,7 +15,7 @@ import httpx
 import orjson
 import pytest
 
-from tests.net import free_port, wait_ready
+from tests.net import fake_openai_process, free_port, wait_ready
 
 BIN = Path(sys.executable).parent
 ENV = {**os.environ, "AUDIT_KEY": "k" * 32, "UPSTREAM_KEY": "upstream-key"}
@@ -23,17 +23,8 @@ ENV = {**os.environ, "AUDIT_KEY": "k" * 32, "UPSTREAM_KEY": "upstream-key"}
 
 @pytest.fixture
 def fake_upstream() -> Iterator[str]:
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "passerelle.testing.fake_openai", "--port", str(port)]
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_ready(url + "/v1/models", process)
+    with fake_openai_process() as url:
         yield url
-    finally:
-        process.terminate()
-        process.wait(10)
 
 
 def passerelle(config: Path, *args: str) -> subprocess.CompletedProcess[str]:

@@ -7,7 +7,6 @@ Everything about budgets and limits that must hold "on three instances" is prove
 from __future__ import annotations
 
 import os
-import secrets
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -15,10 +14,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import redis
 
-from tests.net import free_port, wait_ready
-from tests.state.conftest import REDIS_URL, require_redis
+from tests.net import (
+    REDIS_URL,
+    delete_redis_keys,
+    fake_openai_process,
+    free_port,
+    new_redis_prefix,
+    require_redis,
+    wait_ready,
+)
 
 BIN = Path(sys.executable).parent
 UPSTREAM_KEY = "upstream-key-for-the-cluster-tests"
@@ -58,24 +63,15 @@ class Cluster:
 
 @pytest.fixture
 def fake_upstream() -> Iterator[str]:
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "passerelle.testing.fake_openai", "--port", str(port)]
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_ready(url + "/v1/models", process)
+    with fake_openai_process() as url:
         yield url
-    finally:
-        process.terminate()
-        process.wait(10)
 
 
 @pytest.fixture
 def cluster_factory(tmp_path: Path, postgres_url: str, fake_upstream: str) -> Iterator[object]:
     """``start(policy_yaml) -> Cluster``: three instances of one configuration."""
     require_redis()
-    prefix = f"passerelle-test:{secrets.token_hex(6)}:"
+    prefix = new_redis_prefix()
     started: list[Cluster] = []
 
     def start(policy: str, projects: list[str]) -> tuple[Cluster, dict[str, str]]:
@@ -137,10 +133,4 @@ prices:
     yield start
     for cluster in started:
         cluster.stop()
-    client = redis.Redis.from_url(REDIS_URL)
-    try:
-        stale = list(client.scan_iter(match=prefix + "*"))
-        if stale:
-            client.delete(*stale)
-    finally:
-        client.close()
+    delete_redis_keys(prefix)

@@ -7,7 +7,6 @@ with in-process counters and once with Redis: every behaviour here holds on both
 from __future__ import annotations
 
 import datetime as dt
-import secrets
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -31,7 +30,7 @@ from passerelle.config import load_config
 from passerelle.core.context import KeyScope
 from passerelle.http.app import create_app
 from passerelle.testing.server import serve_in_thread
-from tests.state.conftest import REDIS_URL, require_redis
+from tests.net import REDIS_URL, delete_redis_keys, new_redis_prefix, require_redis
 
 from .conftest import UPSTREAM_KEY, Fake, closed_port
 
@@ -144,7 +143,7 @@ def limited(
     backend = request.param
     if backend == "redis":
         require_redis()
-    prefix = f"passerelle-test:{secrets.token_hex(6)}:"
+    prefix = new_redis_prefix()
     data = tmp_path_factory.mktemp(f"limits-{backend}")
     path = data / "passerelle.yaml"
     path.write_text(CONFIG.format(data=data, primary=primary.url, state=_state(backend, prefix)))
@@ -162,13 +161,7 @@ def limited(
         keys["admin"] = store.create_key(user, project=None, scope=KeyScope.ADMIN)[0]
         yield Limited(url, app, backend, prefix, keys, received, data)
     if backend == "redis":
-        client = redis.Redis.from_url(REDIS_URL)
-        try:
-            stale = list(client.scan_iter(match=prefix + "*"))
-            if stale:
-                client.delete(*stale)
-        finally:
-            client.close()
+        delete_redis_keys(prefix)
 
 
 def _today() -> str:

@@ -26,7 +26,7 @@ from passerelle.config import load_config
 from passerelle.http.app import create_app
 from passerelle.storage.keys import KeyStore
 from passerelle.testing.server import serve_in_thread
-from tests.state.conftest import REDIS_URL, require_redis
+from tests.net import REDIS_URL
 
 from .conftest import Fake, closed_port
 
@@ -315,20 +315,6 @@ def test_embeddings_are_cached(gateway: Gateway, upstreams: Upstreams) -> None:
 
 
 # -- several instances, Redis ---------------------------------------------------------------
-
-
-@pytest.fixture
-def redis_prefix() -> Iterator[str]:
-    require_redis()
-    prefix = f"passerelle-test:{secrets.token_hex(6)}:"
-    yield prefix
-    client = redis.Redis.from_url(REDIS_URL)
-    try:
-        keys = list(client.scan_iter(match=prefix + "*"))
-        if keys:
-            client.delete(*keys)
-    finally:
-        client.close()
 
 
 def test_two_instances_share_the_cache_through_redis(

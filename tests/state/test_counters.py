@@ -22,7 +22,7 @@ from passerelle.state.counters import (
 )
 from passerelle.state.factory import build_counters
 from passerelle.state.redis_counters import RedisCounters
-from tests.state.conftest import REDIS_URL
+from tests.net import REDIS_URL
 
 FAR = int(time.time()) + 3600
 

@@ -10,8 +10,8 @@ from passerelle.config.schema import StateSettings
 from passerelle.errors import StorageError
 from passerelle.state.redis_cache import redis_cache_store
 from passerelle.state.response_cache import MemoryCacheStore
+from tests.net import REDIS_URL
 from tests.net import free_port as closed_port
-from tests.state.conftest import REDIS_URL
 
 
 class Clock:
