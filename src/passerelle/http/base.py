@@ -137,13 +137,14 @@ ParseCall = Callable[[dict[str, Any], Request], Call]
 ModelOf = Callable[[dict[str, Any], Request], str]
 
 
-def _with_cache_directive(call: Call, request: Request) -> Call:
-    """What the caller's ``cache-control`` and ``x-passerelle-cache`` headers allow the response
-    cache: the same headers on every surface."""
+def _as_received(call: Call, request: Request) -> Call:
+    """The call with what its request says beyond the body: the body's size, and what the
+    caller's ``cache-control`` and ``x-passerelle-cache`` headers allow the response cache (the
+    same headers on every surface). One copy of the call, on every request."""
     directive = directive_from_headers(
         request.headers.get("cache-control"), request.headers.get(CACHE_HEADER)
     )
-    return call if directive is call.cache else replace(call, cache=directive)
+    return replace(call, cache=directive, size=request.state.body_bytes)
 
 
 async def serve_call(
@@ -155,8 +156,7 @@ async def serve_call(
     try:
         body = await read_json_object(request, gateway.config.file.gateway.max_body_bytes)
         ctx.model_alias = model_of(body, request)
-        call = _with_cache_directive(parse(body, request), request)
-        call = replace(call, size=request.state.body_bytes)
+        call = _as_received(parse(body, request), request)
         ctx.stream = call.stream
         reply = await gateway.call(ctx, call)
     except GatewayError as exc:

@@ -110,13 +110,11 @@ def _refusal(applied: Applied, retry_after: float) -> RateLimited:
     return RateLimited(
         message,
         code="rate_limit_exceeded",
-        headers={"retry-after": str(wait), **_limit_headers(applied, 0, retry_after, None)},
+        headers={"retry-after": str(wait), **_limit_headers(applied, 0, retry_after)},
     )
 
 
-def _limit_headers(
-    applied: Applied, remaining: int, reset_s: float, wire: WireFormat | None
-) -> dict[str, str]:
+def _limit_headers(applied: Applied, remaining: int, reset_s: float) -> dict[str, str]:
     """The headers of one window, in OpenAI's names (Anthropic's added by :func:`headers`)."""
     unit = "tokens" if applied.tokens else "requests"
     return {
@@ -151,7 +149,7 @@ def headers(ticket: LimitTicket, wire: WireFormat) -> dict[str, str]:
             out[f"anthropic-ratelimit-{unit}-remaining"] = str(max(0, remaining))
             out[f"anthropic-ratelimit-{unit}-reset"] = at.strftime("%Y-%m-%dT%H:%M:%SZ")
         else:
-            out.update(_limit_headers(applied, remaining, reset_s, wire))
+            out.update(_limit_headers(applied, remaining, reset_s))
     return out
 
 

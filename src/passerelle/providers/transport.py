@@ -83,7 +83,7 @@ class UpstreamResponse:
         except aiohttp.ClientError as exc:
             self.close()
             raise Disconnected(f"upstream connection lost: {type(exc).__name__}") from exc
-        except BaseException:
+        except BaseException:  # cancelled (the caller left): drop the connection, re-raise
             self.close()
             raise
         if not chunk:
