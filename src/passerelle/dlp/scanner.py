@@ -63,8 +63,8 @@ from passerelle.dlp.validators import shannon_entropy
 
 _EMPTY = ScanResult()
 # How a trigger's hits are used (see Trigger): a window around the end, the pattern tried at the
-# start, or a start mark for the rule's other triggers.
-_WINDOW, _ANCHORED, _MARK = 0, 1, 2
+# start, a start mark for the rule's other triggers, or a gate to the second database.
+_WINDOW, _ANCHORED, _MARK, _GATE = 0, 1, 2, 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,12 +97,15 @@ class Scanner:
         try:
             chosen = tuple(rules) if rules is not None else builtin_rules(self.settings)
             self._compiled = tuple(self._compile_rule(rule) for rule in chosen)
-            self._database, self._triggers, self._timestamps = self._compile_database(chosen)
+            compiled = self._compile_database(chosen)
+            self._database, self._rare_database, self._triggers, self._timestamps, gates = compiled
         except ScanError:
             raise
         except (re.error, hyperscan.error, ValueError) as exc:
             raise ScanError(f"the DLP rules do not compile: {exc}") from None
+        self._gates = gates
         self._prototype = self._database.scratch
+        self._rare_prototype = None if self._rare_database is None else self._rare_database.scratch
         self._local = threading.local()
         self._lock = threading.Lock()
 
@@ -132,66 +135,66 @@ class Scanner:
         rules: tuple[Rule, ...],
     ) -> tuple[
         hyperscan.Database,
+        hyperscan.Database | None,
         tuple[tuple[tuple[int, int, int, int], ...], ...],
         tuple[int, int] | None,
+        frozenset[int],
     ]:
         """One Hyperscan expression per distinct trigger; each id maps to the (rule index,
-        before, after, kind) of every rule that declared it. When the numeric rules' shared
-        trigger is there, one more expression finds log timestamps (``2026-11-29 17:04:``),
-        whose digits it would otherwise take for a number: the third value is (timestamp id,
-        number-run id)."""
-        ids: dict[tuple[str, bool, int, bool], int] = {}
+        before, after, kind) of every rule that declared it. Rare triggers go to a second
+        database (None if there are none), scanned only when a gate fired (the gates' ids are
+        the last value). When the numeric rules' shared trigger is there, one more expression
+        finds log timestamps (``2026-11-29 17:04:``), whose digits it would otherwise take for a
+        number: the fourth value is (timestamp id, number-run id)."""
+        ids: dict[tuple[str, bool, int, bool, bool], int] = {}
         targets: list[list[tuple[int, int, int, int]]] = []
         for index, rule in enumerate(rules):
             for trigger in rule.triggers:
-                if trigger.marks_start:
+                if trigger.gate:
+                    kind = _GATE
+                elif trigger.marks_start:
                     kind = _MARK
                 elif trigger.anchored:
                     kind = _ANCHORED
                 else:
                     kind = _WINDOW
-                key = (trigger.expression, trigger.caseless, kind, trigger.single)
+                key = (trigger.expression, trigger.caseless, kind, trigger.single, trigger.rare)
                 if key not in ids:
                     ids[key] = len(targets)
                     targets.append([])
-                targets[ids[key]].append((index, trigger.before, trigger.after, kind))
+                if kind != _GATE:
+                    targets[ids[key]].append((index, trigger.before, trigger.after, kind))
         if not ids:
             raise ScanError("no DLP rule to compile")
         timestamps: tuple[int, int] | None = None
-        number_run = ids.get((NUMBER_RUN, False, _WINDOW, False))
+        number_run = ids.get((NUMBER_RUN, False, _WINDOW, False, False))
         if number_run is not None:
-            ids[(TIMESTAMP_RUN, False, _WINDOW, False)] = len(targets)
+            ids[(TIMESTAMP_RUN, False, _WINDOW, False, False)] = len(targets)
             timestamps = (len(targets), number_run)
             targets.append([])
-        expressions = [expression.encode("utf-8") for expression, _, _, _ in ids]
-        flags = [
-            (hyperscan.HS_FLAG_CASELESS if caseless else 0)
-            | (hyperscan.HS_FLAG_SOM_LEFTMOST if kind != _WINDOW else 0)
-            | (hyperscan.HS_FLAG_SINGLEMATCH if single else 0)
-            for _, caseless, kind, single in ids
-        ]
-        database = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
-        try:
-            database.compile(
-                expressions=expressions, ids=list(range(len(expressions))), flags=flags
-            )
-        except hyperscan.error:
-            # Name the rule whose trigger does not compile, then fail.
-            for position, expression in enumerate(expressions):
-                probe = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
-                try:
-                    probe.compile(expressions=[expression], flags=[flags[position]])
-                except hyperscan.error as exc:
-                    rule = rules[targets[position][0][0]]
-                    raise ScanError(f"rule {rule.id!r}: trigger does not compile ({exc})") from None
-            raise
-        return database, tuple(tuple(target) for target in targets), timestamps
+        gates = frozenset(number for key, number in ids.items() if key[2] == _GATE)
+        common = {key: number for key, number in ids.items() if not key[4]}
+        rare = {key: number for key, number in ids.items() if key[4]}
+        if rare and not gates:
+            raise ScanError("rare DLP triggers need a gate trigger")
+        database = _build(common, rules, targets)
+        rare_database = _build(rare, rules, targets) if rare else None
+        return (
+            database,
+            rare_database,
+            tuple(tuple(target) for target in targets),
+            timestamps,
+            gates,
+        )
 
-    def _scratch(self) -> hyperscan.Scratch:
-        scratch: hyperscan.Scratch | None = getattr(self._local, "scratch", None)
+    def _scratch(self) -> tuple[hyperscan.Scratch, hyperscan.Scratch | None]:
+        scratch: tuple[hyperscan.Scratch, hyperscan.Scratch | None] | None = getattr(
+            self._local, "scratch", None
+        )
         if scratch is None:
             with self._lock:
-                scratch = self._prototype.clone()
+                rare = self._rare_prototype
+                scratch = (self._prototype.clone(), None if rare is None else rare.clone())
             self._local.scratch = scratch
         return scratch
 
@@ -217,9 +220,12 @@ class Scanner:
         def on_match(trigger_id: int, start: int, end: int, _flags: int, _ctx: object) -> None:
             append((trigger_id, start, end))
 
-        self._database.scan(data, match_event_handler=on_match, scratch=self._scratch())
+        scratch, rare_scratch = self._scratch()
+        self._database.scan(data, match_event_handler=on_match, scratch=scratch)
         if not hits:
             return _EMPTY
+        if self._rare_database is not None and any(hit[0] in self._gates for hit in hits):
+            self._rare_database.scan(data, match_event_handler=on_match, scratch=rare_scratch)
         to_char: dict[int, int] | None = None
         if len(data) != len(text):
             offsets = {end for _, _, end in hits} | {start for _, start, _ in hits}
@@ -349,6 +355,37 @@ class Scanner:
             for c in kept
         )
         return ScanResult(findings=findings, data_classes=classes, injection=injection)
+
+
+def _build(
+    ids: dict[tuple[str, bool, int, bool, bool], int],
+    rules: tuple[Rule, ...],
+    targets: list[list[tuple[int, int, int, int]]],
+) -> hyperscan.Database:
+    """A block-mode database of the triggers in ``ids`` (key -> trigger id)."""
+    expressions = [key[0].encode("utf-8") for key in ids]
+    flags = [
+        (hyperscan.HS_FLAG_CASELESS if caseless else 0)
+        | (hyperscan.HS_FLAG_SOM_LEFTMOST if kind in (_ANCHORED, _MARK) else 0)
+        | (hyperscan.HS_FLAG_SINGLEMATCH if single else 0)
+        for _, caseless, kind, single, _ in ids
+    ]
+    database = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
+    try:
+        database.compile(expressions=expressions, ids=list(ids.values()), flags=flags)
+    except hyperscan.error:
+        # Name the rule whose trigger does not compile, then fail.
+        for position, (expression, number) in enumerate(
+            zip(expressions, ids.values(), strict=True)
+        ):
+            probe = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
+            try:
+                probe.compile(expressions=[expression], flags=[flags[position]])
+            except hyperscan.error as exc:
+                owner = rules[targets[number][0][0]].id if targets[number] else "a gate"
+                raise ScanError(f"rule {owner!r}: trigger does not compile ({exc})") from None
+        raise
+    return database
 
 
 def _merge(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:

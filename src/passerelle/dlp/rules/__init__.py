@@ -80,6 +80,15 @@ class Trigger:
     start too (``HS_FLAG_SOM_LEFTMOST``) and the pattern is tried there once, over at most
     ``after`` characters, instead of searching a window: the cheapest confirmation, used for
     rules that begin with a keyword or a vendor prefix."""
+    rare: bool = False
+    """Compiled into the scanner's second database, which scans a text only when a ``gate``
+    trigger fired in it. For rules whose exact trigger is costly because of forms that text
+    seldom holds (combining accents, rarer Latin letters): the first database gets a cheap
+    trigger that is exact for text without those forms, this one covers the rest."""
+    gate: bool = False
+    """Opens no window: when it fires (pair it with ``single``), the text is scanned again with
+    the ``rare`` triggers. It must fire on every text where a rare trigger could match and the
+    cheap one would not."""
 
 
 @dataclass(frozen=True, slots=True)
