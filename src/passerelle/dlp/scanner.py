@@ -226,6 +226,16 @@ class Scanner:
             return _EMPTY
         if self._rare_database is not None and any(hit[0] in self._gates for hit in hits):
             self._rare_database.scan(data, match_event_handler=on_match, scratch=rare_scratch)
+        triggers = self._triggers
+        if self._timestamps is not None:
+            stamp_id, run_id = self._timestamps
+            stamps = {end for trigger_id, _, end in hits if trigger_id == stamp_id}
+            if stamps:  # the digits of a log timestamp are not a number
+                hits = [hit for hit in hits if hit[0] != run_id or hit[2] not in stamps]
+        # Gates and timestamps open no window: drop them before converting offsets.
+        hits = [hit for hit in hits if triggers[hit[0]]]
+        if not hits:
+            return _EMPTY
         to_char: dict[int, int] | None = None
         if len(data) != len(text):
             offsets = {end for _, _, end in hits} | {start for _, start, _ in hits}
@@ -234,14 +244,8 @@ class Scanner:
         windows: dict[int, list[tuple[int, int]]] = {}
         anchors: dict[int, set[tuple[int, int]]] = {}
         marks: dict[int, set[int]] = {}
-        skip_id, skipped_ends = -1, frozenset[int]()
-        if self._timestamps is not None:
-            stamp_id, skip_id = self._timestamps
-            skipped_ends = frozenset(end for trigger_id, _, end in hits if trigger_id == stamp_id)
         for trigger_id, start, end in hits:
-            if trigger_id == skip_id and end in skipped_ends:
-                continue  # the digits of a log timestamp, not a number
-            for index, before, after, kind in self._triggers[trigger_id]:
+            for index, before, after, kind in triggers[trigger_id]:
                 if kind == _WINDOW:
                     position = end if to_char is None else to_char[end]
                     windows.setdefault(index, []).append(
