@@ -122,11 +122,12 @@ def measure_passerelle(prompts: dict[str, Any], scanner: Scanner, budget: float)
     total = sum(len(text.encode("utf-8")) for text in mix)
     for text in mix[:10]:
         scanner.scan(text)
-    passes = 0
+    passes: list[float] = []
     started = time.perf_counter()
     while True:
+        begun = time.perf_counter()
         findings = sum(len(scanner.scan(text).findings) for text in mix)
-        passes += 1
+        passes.append(time.perf_counter() - begun)
         if time.perf_counter() - started >= budget:
             break
     elapsed = time.perf_counter() - started
@@ -144,7 +145,12 @@ def measure_passerelle(prompts: dict[str, Any], scanner: Scanner, budget: float)
     samples.sort()
     return {
         "engine": "passerelle",
-        "mb_per_s": total * passes / elapsed / 1e6,
+        "mb_per_s": total * len(passes) / elapsed / 1e6,
+        # On a shared virtual machine, neighbours steal whole passes: the median pass and the
+        # best pass say what the code does, the mean what this run's machine allowed.
+        "mb_per_s_median": total / statistics.median(passes) / 1e6,
+        "mb_per_s_best": total / min(passes) / 1e6,
+        "passes": len(passes),
         "findings_per_pass": findings,
         "latency_20kb_p50_ms": statistics.median(samples) * 1e3,
         "latency_20kb_p99_ms": samples[int(len(samples) * 0.99)] * 1e3,
@@ -208,13 +214,16 @@ def main() -> None:
         results.extend(json.loads(line) for line in output.splitlines() if line.startswith("{"))
 
     print(
-        "\n| engine | MB/s (typical mix) | MB/s (dense corpus) | 20 KB p50 | 20 KB p99 "
-        "| findings/pass |"
+        "\n| engine | MB/s (typical mix) | median pass | best pass | MB/s (dense corpus) "
+        "| 20 KB p50 | 20 KB p99 | findings/pass |"
     )
-    print("|---|---:|---:|---:|---:|---:|")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for row in results:
+        median = row.get("mb_per_s_median", row["mb_per_s"])
+        best = row.get("mb_per_s_best", row["mb_per_s"])
         print(
-            f"| {row['engine']} | {row['mb_per_s']:.2f} | {row['dense_mb_per_s']:.2f} "
+            f"| {row['engine']} | {row['mb_per_s']:.2f} | {median:.2f} | {best:.2f} "
+            f"| {row['dense_mb_per_s']:.2f} "
             f"| {row['latency_20kb_p50_ms']:.3f} ms | {row['latency_20kb_p99_ms']:.3f} ms "
             f"| {row['findings_per_pass']} |"
         )
