@@ -1,9 +1,9 @@
 """The one place that talks HTTP to upstream providers.
 
-aiohttp is the client: it keeps pooled keep-alive connections, streams bodies as they arrive,
-and costs a fraction of what higher-level clients cost per request, which matters because every
-microsecond here is gateway overhead. Every network failure is mapped to one of the
-:class:`TransportError` types below; nothing else in Passerelle imports aiohttp's client.
+The client is :mod:`passerelle.providers.http1`: pooled keep-alive connections, bodies streamed
+as they arrive, and a fraction of a general-purpose client's cost per call, which matters
+because every microsecond here is gateway overhead. Every network failure is mapped to one of
+the :class:`TransportError` types below.
 """
 
 from __future__ import annotations
@@ -11,8 +11,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 
-import aiohttp
-from yarl import URL
+from passerelle.providers import http1
 
 
 class TransportError(Exception):
@@ -40,6 +39,13 @@ class EmptyStream(Disconnected):
     kind = "stream_empty"
 
 
+class InvalidRequest(TransportError):
+    """The request cannot be sent as built (a line break in a header value, say)."""
+
+    retryable = False
+    kind = "invalid_request"
+
+
 @dataclass(frozen=True, slots=True)
 class Timeouts:
     connect_s: float
@@ -49,7 +55,7 @@ class Timeouts:
 class UpstreamResponse:
     """An upstream answer whose headers have arrived; the body is read or streamed on demand."""
 
-    def __init__(self, response: aiohttp.ClientResponse, read_s: float) -> None:
+    def __init__(self, response: http1.Response, read_s: float) -> None:
         self._response = response
         self._read_s = read_s
         self._first: bytes | None = None
@@ -58,17 +64,23 @@ class UpstreamResponse:
 
     async def read(self, limit: int) -> bytes:
         """The whole body, at most ``limit`` bytes (a larger body is a Disconnected error)."""
+        parts: list[bytes] = []
+        size = 0
         try:
-            body = await self._response.content.read(limit + 1)
-        except TimeoutError as exc:
-            raise ReadTimeout(f"no data from upstream for {self._read_s:g} s") from exc
-        except aiohttp.ClientError as exc:
-            raise Disconnected(f"upstream connection lost: {type(exc).__name__}") from exc
-        finally:
-            self.release()
-        if len(body) > limit:
-            raise Disconnected(f"upstream body larger than {limit} bytes")
-        return body
+            while chunk := await self._response.next_chunk():
+                parts.append(chunk)
+                size += len(chunk)
+                if size > limit:
+                    self.close()
+                    raise Disconnected(f"upstream body larger than {limit} bytes")
+        except http1.HttpError as exc:
+            self.close()
+            raise _mapped(exc, self._read_s) from None
+        except BaseException:
+            self.close()
+            raise
+        self.release()
+        return b"".join(parts)
 
     async def first_chunk(self) -> bytes:
         """Wait for the first bytes of the body (within the read timeout), which
@@ -76,13 +88,16 @@ class UpstreamResponse:
         byte raises a TransportError and drops the connection: for a stream, that is the moment
         up to which another route can still take the call."""
         try:
-            chunk = await self._response.content.readany()
-        except TimeoutError as exc:
+            chunk = await self._response.next_chunk()
+        except http1.ReadTimeoutError:
             self.close()
-            raise ReadTimeout(f"no first byte from upstream within {self._read_s:g} s") from exc
-        except aiohttp.ClientError as exc:
+            raise ReadTimeout(f"no first byte from upstream within {self._read_s:g} s") from None
+        except http1.ConnectionLost:
             self.close()
-            raise Disconnected(f"upstream connection lost: {type(exc).__name__}") from exc
+            raise EmptyStream("upstream ended the stream before its first byte") from None
+        except http1.HttpError as exc:
+            self.close()
+            raise _mapped(exc, self._read_s) from None
         except BaseException:  # cancelled (the caller left): drop the connection, re-raise
             self.close()
             raise
@@ -94,18 +109,21 @@ class UpstreamResponse:
 
     async def iter_chunks(self) -> AsyncIterator[bytes]:
         """Body bytes as they arrive, with no re-buffering."""
+        finished = False
         try:
             if self._first is not None:
                 first, self._first = self._first, None
                 yield first
-            async for chunk in self._response.content.iter_any():
+            while chunk := await self._response.next_chunk():
                 yield chunk
-        except TimeoutError as exc:
-            raise ReadTimeout(f"no data from upstream for {self._read_s:g} s") from exc
-        except aiohttp.ClientError as exc:
-            raise Disconnected(f"upstream connection lost: {type(exc).__name__}") from exc
+            finished = True
+        except http1.HttpError as exc:
+            raise _mapped(exc, self._read_s) from None
         finally:
-            self.release()
+            if finished:
+                self.release()
+            else:  # broken, or abandoned half-way: the connection cannot be reused
+                self.close()
 
     def release(self) -> None:
         self._response.release()
@@ -115,41 +133,31 @@ class UpstreamResponse:
         self._response.close()
 
 
+def _mapped(exc: http1.HttpError, read_s: float) -> TransportError:
+    """The transport's error for one of the client's; messages never hold a secret."""
+    if isinstance(exc, http1.ReadTimeoutError):
+        return ReadTimeout(f"no data from upstream for {read_s:g} s")
+    if isinstance(exc, http1.ConnectError | http1.ConnectTimeout):
+        return ConnectFailed(str(exc))
+    if isinstance(exc, http1.BadRequest):
+        return InvalidRequest(str(exc))
+    return Disconnected(f"upstream connection lost: {exc}")
+
+
 class Transport:
     """A pooled HTTP client shared by every provider. Create inside the running event loop."""
 
     def __init__(self, *, max_connections: int = 1000) -> None:
         self._max_connections = max_connections
-        self._session: aiohttp.ClientSession | None = None
-        # Parsed once: providers call a handful of URLs, and parsing one costs more than a
-        # dictionary lookup on every request.
-        self._urls: dict[str, URL] = {}
-        self._timeouts: dict[Timeouts, aiohttp.ClientTimeout] = {}
+        self._pool: http1.Pool | None = None
 
     async def start(self) -> None:
-        connector = aiohttp.TCPConnector(
-            limit=self._max_connections,
-            limit_per_host=0,
-            ttl_dns_cache=300,
-            enable_cleanup_closed=True,
-            # Drop idle connections before the server does: many close them after 5 s, and a
-            # request sent on a connection the server is closing at that moment fails with no
-            # answer. aiohttp's default (15 s) made that race likely on quiet routes.
-            keepalive_timeout=4.0,
-        )
-        self._session = aiohttp.ClientSession(
-            connector=connector,
-            auto_decompress=False,
-            skip_auto_headers=("User-Agent", "Accept-Encoding"),
-            trust_env=False,
-            # Upstream cookies are never sent back: a provider must not track callers through us.
-            cookie_jar=aiohttp.DummyCookieJar(),
-        )
+        self._pool = http1.Pool(max_connections=self._max_connections)
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
 
     async def send(
         self,
@@ -161,34 +169,19 @@ class Transport:
         timeouts: Timeouts,
     ) -> UpstreamResponse:
         """Send a request and wait for the response headers."""
-        if self._session is None:
+        if self._pool is None:
             raise RuntimeError("Transport.start() was not awaited")
-        timeout = self._timeouts.get(timeouts)
-        if timeout is None:
-            timeout = aiohttp.ClientTimeout(
-                total=None, sock_connect=timeouts.connect_s, sock_read=timeouts.read_s
-            )
-            self._timeouts[timeouts] = timeout
-        parsed = self._urls.get(url)
-        if parsed is None:
-            parsed = URL(url, encoded=True)  # sent exactly as built (and as signed)
-            if len(self._urls) < 1024:  # bounded: model names can be part of a URL
-                self._urls[url] = parsed
         try:
-            response = await self._session.request(
+            response = await self._pool.request(
                 method,
-                parsed,
-                headers=headers,
-                data=body,
-                timeout=timeout,
-                allow_redirects=False,
+                url,
+                headers,
+                body,
+                connect_s=timeouts.connect_s,
+                read_s=timeouts.read_s,
             )
-        except TimeoutError as exc:
-            raise ReadTimeout(f"no answer from upstream within {timeouts.read_s:g} s") from exc
-        except aiohttp.ClientConnectorError as exc:
-            raise ConnectFailed(f"cannot connect to {exc.host}:{exc.port}") from exc
-        except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
-            raise Disconnected(f"upstream closed the connection: {type(exc).__name__}") from exc
-        except aiohttp.ClientError as exc:
-            raise Disconnected(f"upstream error: {type(exc).__name__}") from exc
+        except http1.ReadTimeoutError:
+            raise ReadTimeout(f"no answer from upstream within {timeouts.read_s:g} s") from None
+        except http1.HttpError as exc:
+            raise _mapped(exc, timeouts.read_s) from None
         return UpstreamResponse(response, timeouts.read_s)
