@@ -12,13 +12,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from passerelle.audit.chain import GENESIS_HASH, link_hash
 from passerelle.audit.records import AuditRecord
 from passerelle.errors import AuditIntegrityError, StorageError
-from passerelle.storage.db import Database
+from passerelle.storage.db import Database, upsert
 from passerelle.storage.tables import audit_head, audit_log
 
 #: A record with its canonical payload, computed once by whoever produced it.
@@ -223,9 +221,8 @@ def _lock_head(conn: Connection) -> tuple[int, str]:
     if row is None:
         # The first append creates the head. Two first writers may race here: the loser's
         # insert waits for the winner's commit, then does nothing, and both lock the same row.
-        maker = pg_insert if postgres else sqlite_insert
         conn.execute(
-            maker(audit_head)
+            upsert(audit_head, sqlite=not postgres)
             .values(id=1, seq=0, hash=GENESIS_HASH)
             .on_conflict_do_nothing(index_elements=["id"])
         )

@@ -35,6 +35,8 @@ def _uvicorn_config(app: Any, host: str, port: int, log_level: str) -> uvicorn.C
         proxy_headers=False,
         timeout_graceful_shutdown=10,
         log_config=None,
+        # No surface speaks WebSocket: refusing upgrades also spares loading a protocol stack.
+        ws="none",
     )
 
 

@@ -10,13 +10,17 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, Engine, Table, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from passerelle.errors import StorageError
+
+if TYPE_CHECKING:
+    from sqlalchemy.dialects.postgresql import Insert as PostgresInsert
+    from sqlalchemy.dialects.sqlite import Insert as SqliteInsert
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -119,3 +123,16 @@ def _describe(exc: SQLAlchemyError, url: str) -> str:
     orig = getattr(exc, "orig", None)
     detail = str(orig if orig is not None else exc).splitlines()[0] if str(exc) else ""
     return f"database error on {_safe_url(url)}: {exc.__class__.__name__}: {detail}"
+
+
+def upsert(table: Table, *, sqlite: bool) -> SqliteInsert | PostgresInsert:
+    """An ``INSERT`` that accepts ``ON CONFLICT`` clauses, in the dialect in use. The dialect
+    packages are imported here, on first use: each costs tens of milliseconds of start-up and a
+    process only ever talks to one of them."""
+    if sqlite:
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        return sqlite_insert(table)
+    from sqlalchemy.dialects.postgresql import insert as postgres_insert
+
+    return postgres_insert(table)

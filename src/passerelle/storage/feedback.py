@@ -37,11 +37,9 @@ from typing import Any
 
 import orjson
 from sqlalchemy import Select, case, func, select
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from passerelle.errors import PasserelleError
-from passerelle.storage.db import Database, now_us
+from passerelle.storage.db import Database, now_us, upsert
 from passerelle.storage.keys import NotFoundError
 from passerelle.storage.tables import audit_log, feedback
 
@@ -227,8 +225,7 @@ class FeedbackStore:
             "route_model": request.route_model,
         }
         changed = ("key_id", "rating", "reason", "comment", "created_us")
-        insert = sqlite_insert if self.db.is_sqlite else postgresql_insert
-        statement = insert(feedback).values(**values)
+        statement = upsert(feedback, sqlite=self.db.is_sqlite).values(**values)
         # One statement, so that two instances storing ratings of the same request at once
         # leave exactly one row (the later one).
         statement = statement.on_conflict_do_update(
