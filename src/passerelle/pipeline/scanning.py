@@ -12,7 +12,9 @@ still not ready after ``wait_seconds``, or if it could not be built, requests ar
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
 import threading
 import time
 from concurrent.futures import Future
@@ -64,6 +66,10 @@ class ScannerHandle:
         self._thread.start()
 
     def _build(self) -> None:
+        # Background work: on a busy or single core, start-up and requests go first (Linux
+        # gives each thread its own niceness; raising one's own needs no privilege).
+        with contextlib.suppress(AttributeError, OSError):
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
         started = time.perf_counter()
         try:
             scanner = Scanner(self.settings)
