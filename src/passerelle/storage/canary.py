@@ -40,7 +40,7 @@ from sqlalchemy.exc import IntegrityError
 
 from passerelle.errors import PasserelleError, StorageError
 from passerelle.storage.db import Database, now_us
-from passerelle.storage.epochs import Epoch, PolledEpoch, bump_epoch
+from passerelle.storage.epochs import Epoch, PolledEpoch, bump_epoch, lock_epoch
 from passerelle.storage.keys import ConflictError
 from passerelle.storage.tables import audit_head, canary_rollouts
 
@@ -201,6 +201,10 @@ class CanaryStore:
         try:
             with self.db.begin() as conn:
                 table = canary_rollouts
+                # One start at a time: without it, a process could check that the fingerprint
+                # is new, another commit its start, and the first supersede it (seen with three
+                # instances starting together on PostgreSQL).
+                lock_epoch(conn, Epoch.CANARY)
                 if only_if_new:
                     seen = conn.execute(
                         select(table.c.id).where(

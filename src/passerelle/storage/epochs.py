@@ -54,6 +54,16 @@ def bump_epoch(conn: Connection, epoch: Epoch) -> None:
     conn.execute(auth_epoch.update().where(row).values(epoch=auth_epoch.c.epoch + 1))
 
 
+def lock_epoch(conn: Connection, epoch: Epoch) -> None:
+    """Take the row lock of ``epoch``'s counter until the transaction ends, so that changes to
+    the state it counts run one at a time across processes: a check-then-insert is then
+    atomic. On PostgreSQL this is ``SELECT ... FOR UPDATE``; SQLite transactions already hold the
+    database's write lock (``BEGIN IMMEDIATE``)."""
+    conn.execute(
+        select(auth_epoch.c.epoch).where(auth_epoch.c.id == int(epoch)).with_for_update()
+    ).first()
+
+
 def read_epoch(conn: Connection, epoch: Epoch) -> int:
     value = conn.execute(select(auth_epoch.c.epoch).where(auth_epoch.c.id == int(epoch))).scalar()
     return int(value or 0)
