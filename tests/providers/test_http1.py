@@ -149,6 +149,18 @@ async def test_connection_close_is_honoured() -> None:
             assert await response.read(10) == b"x"
         await client.close()
         assert server.connections == 3
+        # Nothing to send, nothing announced; an empty body of a POST is still announced.
+        assert all(b"content-length" not in head.lower() for head in server.heads)
+
+
+@on_uvloop
+async def test_an_empty_post_announces_its_length() -> None:
+    async for server in served(fixed(b"x")):
+        client = await transport()
+        response = await client.send("PUT", server.url, headers={}, body=None, timeouts=FAST)
+        assert await response.read(10) == b"x"
+        await client.close()
+        assert b"\r\nContent-Length: 0\r\n" in server.heads[0]
 
 
 def raw(answer: bytes, *, then: float = 0.0) -> Callable[[Server], Handler]:

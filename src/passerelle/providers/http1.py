@@ -18,8 +18,8 @@ this one spends about 40 to 70. It does what the gateway needs and no more:
 - no redirects, no cookies, no decompression, no proxies from the environment: an upstream
   answer reaches the caller as the provider sent it.
 
-Request header names and values are checked for line breaks (header injection) and the body
-always has a ``Content-Length``.
+Request header names and values are checked for line breaks (header injection); a body always
+goes with its ``Content-Length`` (never chunked).
 """
 
 from __future__ import annotations
@@ -64,6 +64,7 @@ KEEPALIVE_S = 4.0
 # Past this many body bytes waiting for the reader, the socket is paused.
 _HIGH_WATER = 1 << 20
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+_NO_BODY = frozenset({"GET", "HEAD", "DELETE", "OPTIONS"})
 
 
 class Headers(Mapping[str, str]):
@@ -398,9 +399,13 @@ class Pool:
         target = self.target(url)
         path, authority = target.head
         payload = body or b""
+        # A request without content whose method expects none sends no Content-Length, as
+        # RFC 9110 asks of user agents; every other one sends it, even when it is 0.
+        length = (
+            "" if body is None and method in _NO_BODY else f"Content-Length: {len(payload)}\r\n"
+        )
         head = (
-            f"{method} {path} HTTP/1.1\r\nHost: {authority}\r\n{_header_lines(headers)}"
-            f"Content-Length: {len(payload)}\r\n\r\n"
+            f"{method} {path} HTTP/1.1\r\nHost: {authority}\r\n{_header_lines(headers)}{length}\r\n"
         ).encode()
         connection = self._take_idle(target.key) or await self._connect(target, connect_s)
         try:
