@@ -393,3 +393,53 @@ async def test_an_abandoned_stream_drops_its_connection() -> None:
         await chunks.aclose()  # the caller went away half-way
         await asyncio.wait_for(closed.wait(), 2)
         await client.close()
+
+
+@on_uvloop
+async def test_large_bodies_pause_the_socket_and_the_connection_is_reused() -> None:
+    big = bytes(range(256)) * 12_000  # about 3 MB: past the reader's high-water mark
+    async for server in served(fixed(big)):
+        pool = http1.Pool(max_connections=4)
+        for _ in range(2):
+            response = await pool.request("GET", server.url, {}, None, connect_s=2, read_s=5)
+            await asyncio.sleep(0.2)  # the whole body arrives while nobody reads
+            received = b""
+            while chunk := await response.next_chunk():
+                received += chunk
+            response.release()
+            assert received == big
+        await pool.close()
+        assert server.connections == 1
+
+
+@on_uvloop
+async def test_a_connection_released_with_unread_body_is_not_reused() -> None:
+    def make(server: Server) -> Handler:
+        async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            while True:
+                await server.read_request(reader)
+                writer.write(
+                    b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                    b"1\r\na\r\n1\r\nb\r\n1\r\nc\r\n0\r\n\r\n"
+                )
+                await writer.drain()
+
+        return handler
+
+    async for server in served(make):
+        pool = http1.Pool(max_connections=4)
+        response = await pool.request("GET", server.url, {}, None, connect_s=2, read_s=5)
+        await asyncio.sleep(0.1)  # all three chunks and the end are in
+        assert await response.next_chunk() == b"a"
+        response.release()  # "b" and "c" were never read
+        response = await pool.request("GET", server.url, {}, None, connect_s=2, read_s=5)
+        chunks = [chunk async for chunk in _chunks(response)]
+        response.release()
+        await pool.close()
+        assert chunks == [b"a", b"b", b"c"]
+        assert server.connections == 2
+
+
+async def _chunks(response: http1.Response) -> AsyncIterator[bytes]:
+    while chunk := await response.next_chunk():
+        yield chunk

@@ -314,6 +314,11 @@ class _Connection(asyncio.Protocol):
             and "chunked" not in headers.get("transfer-encoding", "").lower()
         )
 
+    @property
+    def unread(self) -> bool:
+        """Body bytes arrived that nobody read: the connection cannot serve another request."""
+        return bool(self._chunks)
+
     def release(self) -> None:
         self._pool.release(self)
 
@@ -495,7 +500,13 @@ class Pool:
 
     def release(self, connection: _Connection) -> None:
         """Back to the idle list if its answer was read to the end and it may be kept."""
-        if connection.closed or not connection.complete or not connection.reusable or self._closed:
+        if (
+            connection.closed
+            or not connection.complete
+            or not connection.reusable
+            or connection.unread
+            or self._closed
+        ):
             connection.abort()
             return
         connection.idle_since = self.loop.time()
