@@ -195,12 +195,6 @@ class _Connection(asyncio.Protocol):
             self._fail(ConnectionLost("the upstream closed the connection"))
         self._cancel_timer()
 
-    def pause_writing(self) -> None:  # request bodies are written whole; the buffer absorbs them
-        pass
-
-    def resume_writing(self) -> None:
-        pass
-
     # -- httptools callbacks -------------------------------------------------------------------
 
     def on_header(self, name: bytes, value: bytes) -> None:

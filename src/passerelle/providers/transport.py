@@ -15,9 +15,11 @@ from passerelle.providers import http1
 
 
 class TransportError(Exception):
-    """The upstream could not be reached or stopped answering. Never carries a secret."""
+    """The upstream could not be reached or stopped answering. Never carries a secret.
 
-    retryable = True
+    The resilience layer (pipeline/resilience.py) retries and falls back on every kind alike;
+    ``kind`` is what the audit record's attempt says."""
+
     kind = "transport"
 
 
@@ -40,9 +42,9 @@ class EmptyStream(Disconnected):
 
 
 class InvalidRequest(TransportError):
-    """The request cannot be sent as built (a line break in a header value, say)."""
+    """The request cannot be sent as built (a line break in a header value, say). Another
+    route, with its own headers, may still take the call."""
 
-    retryable = False
     kind = "invalid_request"
 
 
