@@ -170,21 +170,40 @@ def _reset(fleet: Fleet) -> None:
 # -- driving each surface with its official SDK ---------------------------------------------------
 
 
+# Every SDK client a test makes, closed when the test ends: one left to the garbage collector
+# still holds a kept-alive socket, and its ResourceWarning then fails whichever test happens to
+# be running when the collector passes.
+_CLIENTS: list[openai.OpenAI | anthropic.Anthropic | genai.Client] = []
+
+
+@pytest.fixture(autouse=True)
+def _close_sdk_clients() -> Iterator[None]:
+    yield
+    while _CLIENTS:
+        _CLIENTS.pop().close()
+
+
 class Caller:
     def __init__(self, gateway: Gateway, key: str | None = None) -> None:
         self.url = gateway.url
         self.key = key or gateway.key
 
     def oai(self) -> openai.OpenAI:
-        return openai.OpenAI(base_url=f"{self.url}/v1", api_key=self.key, max_retries=0)
+        client = openai.OpenAI(base_url=f"{self.url}/v1", api_key=self.key, max_retries=0)
+        _CLIENTS.append(client)
+        return client
 
     def claude(self) -> anthropic.Anthropic:
-        return anthropic.Anthropic(base_url=self.url, api_key=self.key, max_retries=0)
+        client = anthropic.Anthropic(base_url=self.url, api_key=self.key, max_retries=0)
+        _CLIENTS.append(client)
+        return client
 
     def gem(self) -> genai.Client:
-        return genai.Client(
+        client = genai.Client(
             api_key=self.key, http_options=genai_types.HttpOptions(base_url=self.url)
         )
+        _CLIENTS.append(client)
+        return client
 
     def ask(self, surface: str, model: str, prompt: str, *, stream: bool = False) -> str:
         """The answer's text, from the SDK's own parsing (concatenated deltas for a stream)."""
@@ -220,7 +239,7 @@ class Caller:
                 model=model, max_tokens=256, messages=messages
             ) as events:
                 return "".join(events.text_stream)
-        client = self.gem()  # held: the SDK closes its connections when the client goes
+        client = self.gem()  # held until the test ends: the stream reads through it
         if not stream:
             return client.models.generate_content(model=model, contents=prompt).text or ""
         pieces = client.models.generate_content_stream(model=model, contents=prompt)
